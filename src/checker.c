@@ -33,6 +33,8 @@ int ufl_dead_checker_register(struct ufl_dead_checker *c, struct ufl_uffd *u)
 {
 	if (!c->page)
 		return -EBADF;
+	if (u->creator == getpid())
+		return -EDEADLK; /* see the header: reset would hang */
 	return ufl_uffd_register(u, (uintptr_t)c->page, c->page_size,
 				 UFFDIO_REGISTER_MODE_MISSING, NULL);
 }

@@ -182,6 +182,7 @@ void ufl_uffd_init(struct ufl_uffd *u)
 	u->origin = 0;
 	u->features = 0;
 	u->ioctls = 0;
+	u->creator = 0;
 	u->list = NULL;
 	u->index = UFL_NO_INDEX;
 }
@@ -209,6 +210,7 @@ int ufl_uffd_create(struct ufl_uffd *u, uint64_t features, uint64_t *missing)
 	 */
 	n.features = api.features & features;
 	n.ioctls = api.ioctls;
+	n.creator = getpid();
 	*u = n;
 	return 0;
 }
@@ -295,6 +297,7 @@ int ufl_uffd_dup(const struct ufl_uffd *src, struct ufl_uffd *out)
 	n.origin = UFL_ORIGIN_DUP;
 	n.features = src->features;
 	n.ioctls = src->ioctls;
+	n.creator = src->creator;
 	*out = n;
 	return 0;
 }

@@ -142,8 +142,10 @@ static int remove_dead(struct ufl_list *l, size_t i)
 	/* Out of epoll, out of the list: now close.  close(2) releases the fd
 	 * even when it reports an error, so the entry is gone either way. */
 	ufl_uffd_release(dead, l->ctx->sys);
-	moved->index = (uint32_t)i;
-	l->entries[i] = moved;
+	if (i != last) { /* when dead is last, moved is dead: leave it be */
+		moved->index = (uint32_t)i;
+		l->entries[i] = moved;
+	}
 	l->len--;
 	return 0;
 }

@@ -87,6 +87,8 @@ struct ufl_uffd {
 	uint8_t origin;     /* enum ufl_origin */
 	uint64_t features;  /* granted by UFFDIO_API; 0 when unknown */
 	uint64_t ioctls;    /* ioctls UFFDIO_API reported; 0 when unknown */
+	pid_t creator;      /* the process whose memory it serves, if known
+			       (created here: getpid() then); 0 unknown */
 	/* Maintained by the list that holds this uffd; read-only elsewhere. */
 	void *list;         /* the owning struct ufl_list, or NULL */
 	uint32_t index;     /* its index there, or UFL_NO_INDEX */
@@ -239,7 +241,9 @@ extern const struct ufl_checker_ops ufl_dead_checker_ops;
 
 int ufl_dead_checker_open(struct ufl_dead_checker *c);
 /* UFFDIO_REGISTER (MISSING) of the page on the uffd: the uffd needs
- * UFFD_FEATURE_MISSING_SHMEM. */
+ * UFFD_FEATURE_MISSING_SHMEM.  -EDEADLK for a uffd of the calling process:
+ * reset's MADV_REMOVE would then wait for its own REMOVE event to be read
+ * (fs/userfaultfd.c: userfaultfd_remove) and never return. */
 int ufl_dead_checker_register(struct ufl_dead_checker *c, struct ufl_uffd *u);
 /* UFFDIO_ZEROPAGE(DONTWAKE) on the page: ESRCH means dead (1); success,
  * EEXIST, EAGAIN and any other error mean alive (0), as crosvm does:

@@ -130,9 +130,29 @@ TEST(list_gc_collects_a_dead_child_with_the_real_checker)
 	ufl_dead_checker_close(&dc);
 }
 
+/* Probing a uffd of this very process would hang in reset (MADV_REMOVE
+ * waits for its own REMOVE event): refused up front. */
+TEST(checker_refuses_a_uffd_of_its_own_process)
+{
+	struct ufl_dead_checker dc;
+	struct ufl_uffd u, d;
+
+	CHECK_EQ(ufl_dead_checker_open(&dc), 0);
+	ufl_uffd_init(&u);
+	CHECK_EQ(ufl_uffd_create(&u, UFL_DEFAULT_FEATURES, NULL), 0);
+	CHECK_EQ(ufl_dead_checker_register(&dc, &u), -EDEADLK);
+	CHECK_EQ(ufl_uffd_dup(&u, &d), 0);
+	CHECK_EQ(ufl_dead_checker_register(&dc, &d), -EDEADLK);
+	CHECK_EQ(ufl_dead_checker_reset(&dc), 0); /* and reset returns */
+	ufl_uffd_close(&d);
+	ufl_uffd_close(&u);
+	ufl_dead_checker_close(&dc);
+}
+
 void run_checker(void);
 void run_checker(void)
 {
 	RUN(checker_tells_alive_from_dead_and_zombie_is_dead);
 	RUN(list_gc_collects_a_dead_child_with_the_real_checker);
+	RUN(checker_refuses_a_uffd_of_its_own_process);
 }

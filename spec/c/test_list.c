@@ -427,6 +427,24 @@ TEST(gc_logs_a_checker_reset_failure_and_succeeds)
 	fx_close(&f);
 }
 
+/* Regression (spec/fuzz/regress/stale-index-last-entry, found by the
+ * fuzzer): collecting the last entry wrote its old index back. */
+TEST(gc_of_the_last_entry_leaves_it_without_index)
+{
+	struct fx f;
+	size_t n;
+
+	fx_open(&f, 1);
+	ufl_list_set_num_static_devices(&f.l, 0);
+	register_all(&f);
+	fake_mark_dead(&f.c, f.u[1]->fd);
+	CHECK_EQ(ufl_list_gc(&f.l, NULL, &n), 0);
+	CHECK_EQ(n, 1);
+	CHECK(f.u[1]->index == UFL_NO_INDEX && f.u[1]->list == NULL);
+	CHECK(list_consistent(&f.l));
+	fx_close(&f);
+}
+
 /* A checker that calls back into its own list. */
 static struct ufl_list *reentered;
 static struct ufl_uffd *reentry_uffd;
@@ -491,4 +509,5 @@ void run_list(void)
 	RUN(gc_close_failure_still_removes_the_entry);
 	RUN(gc_logs_a_checker_reset_failure_and_succeeds);
 	RUN(gc_refuses_reentry_from_its_checker);
+	RUN(gc_of_the_last_entry_leaves_it_without_index);
 }
