@@ -1,0 +1,748 @@
+/*
+ * lua_list.c — uffdlist.list: crosvm's UffdList as a Lua object.
+ *
+ * The list's environment (see lua_core.h) holds its checker, its ctx and a
+ * map lightuserdata(struct ufl_uffd *) -> uffd userdata of every entry: the
+ * entries are the very userdata the caller registered (design invariant 6)
+ * and stay alive while listed.  When gc collects an entry, the C core
+ * closes that uffd (fd -1), so every Lua reference to it sees "closed";
+ * the map drops it.
+ *
+ * The checker is the real one (its C ops) or any Lua object with
+ * register/is_dead/reset methods: then the ops below call those methods
+ * through lua_pcall, with the lua_State stored in the list only while a
+ * register or gc call runs.  A Lua error, a false/nil result or (is_dead)
+ * a non-boolean is a failure: its message is kept in a stack slot of the
+ * running call (lua_replace: no allocation outside the protected call) and
+ * becomes the call's error message.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lua_core.h"
+
+enum { OP_REGISTER, OP_IS_DEAD, OP_RESET, OP_LOG };
+
+static const char *const opnames[] = { "register", "is_dead", "reset", "log" };
+
+struct cbcall {
+	int op;
+	struct ufl_uffd *u;   /* register, is_dead */
+	int result;           /* 0/1, or -errno */
+	const char *what;     /* log */
+	int err;              /* log */
+};
+
+/* Stack slots of a running register/gc call, from ls->cbbase. */
+#define CB_ERR   0   /* the failure message (nil until a callback fails) */
+#define CB_TRAMP 1   /* tramp, from the environment */
+#define CB_ENV   2   /* the list's environment */
+
+static struct lufl_list *check(lua_State *L, int idx)
+{
+	return lufl_checkudata(L, idx, LUFL_LIST);
+}
+
+static struct lufl_list *checkopen(lua_State *L, int idx)
+{
+	struct lufl_list *ls = check(L, idx);
+
+	if (!ls->open)
+		lufl_closederror(L, LUFL_LIST);
+	return ls;
+}
+
+static void notbusy(lua_State *L, struct lufl_list *ls)
+{
+	if (ls->l.busy)
+		luaL_error(L, "uffdlist.list is busy (a register or gc is under "
+			   "way: called from its own checker?)");
+}
+
+/* ------------------------------------------------------------------ */
+/* calling a Lua checker                                               */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Runs protected: 1 the list's environment, 2 lightuserdata(cbcall),
+ * 3 the failure slot's value (log).  Calls checker:<op>(u) and sets
+ * cc->result; returns the failure message, or nothing on success.
+ */
+static int tramp(lua_State *L)
+{
+	struct cbcall *cc = lua_touserdata(L, 2);
+	int nargs = 1, err = EIO;
+
+	if (cc->op == OP_LOG) {
+		const char *detail = lua_type(L, 3) == LUA_TSTRING ?
+				     lua_tostring(L, 3) : strerror(cc->err);
+
+		lua_pushfstring(L, "%s failed: %s", cc->what, detail);  /* 4 */
+		lua_rawgeti(L, 1, LUFL_LENV_LOG);
+		if (lua_isnil(L, -1)) {
+			fprintf(stderr, "uffdlist: %s\n", lua_tostring(L, 4));
+			return 0;
+		}
+		lua_pushvalue(L, 4);
+		lua_pushinteger(L, cc->err);
+		lua_call(L, 2, 0);
+		return 0;
+	}
+	lua_settop(L, 2);
+	lua_rawgeti(L, 1, LUFL_LENV_CHECKER);               /* 3 */
+	lua_getfield(L, 3, opnames[cc->op]);                 /* 4 */
+	lua_pushvalue(L, 3);
+	if (cc->u) {
+		lua_rawgeti(L, 1, LUFL_LENV_MAP);
+		lua_pushlightuserdata(L, cc->u);
+		lua_rawget(L, -2);
+		lua_remove(L, -2);
+		nargs = 2;
+	}
+	lua_call(L, nargs, 3);                               /* 4, 5, 6 */
+	if (cc->op == OP_IS_DEAD) {
+		if (lua_type(L, 4) == LUA_TBOOLEAN) {
+			cc->result = lua_toboolean(L, 4);
+			return 0;
+		}
+		if (!lua_isnil(L, 4)) {
+			cc->result = -EIO;
+			lua_pushfstring(L, "returned %s (boolean expected)",
+					luaL_typename(L, 4));
+			return 1;
+		}
+	} else if (lua_toboolean(L, 4)) {
+		cc->result = 0;
+		return 0;
+	}
+	/* nil or false [, message [, errno]] */
+	if (lua_type(L, 6) == LUA_TNUMBER) {
+		lua_Number n = lua_tonumber(L, 6);
+
+		if (n >= 1 && n <= 4095 && n == (lua_Number)(int)n)
+			err = (int)n;
+	}
+	cc->result = -err;
+	if (lua_type(L, 5) == LUA_TSTRING || lua_type(L, 5) == LUA_TNUMBER)
+		lua_pushvalue(L, 5);
+	else
+		lua_pushfstring(L, "returned %s", lua_isnil(L, 4) ?
+				"nil" : "false");
+	return 1;
+}
+
+/* Calls the trampoline protected; never raises. */
+static int call_back(struct lufl_list *ls, struct cbcall *cc)
+{
+	lua_State *L = ls->L;
+	int b = ls->cbbase, st;
+
+	if (!L)  /* not inside register/gc: cannot happen */
+		return cc->op == OP_LOG ? 0 : -EIO;
+	cc->result = -EIO;
+	lua_pushvalue(L, b + CB_TRAMP);
+	lua_pushvalue(L, b + CB_ENV);
+	lua_pushlightuserdata(L, cc);
+	lua_pushvalue(L, b + CB_ERR);
+	st = lua_pcall(L, 3, 1, 0);
+	if (cc->op == OP_LOG) {
+		if (st != 0)
+			fprintf(stderr, "uffdlist: on_log handler failed: %s\n",
+				lua_type(L, -1) == LUA_TSTRING ?
+				lua_tostring(L, -1) : "(not a string)");
+		lua_pop(L, 1);
+		return 0;
+	}
+	if (st != 0) {
+		cc->result = st == LUA_ERRMEM ? -ENOMEM : -EIO;
+		lua_replace(L, b + CB_ERR);
+		ls->failop = cc->op;
+	} else if (cc->result < 0) {
+		lua_replace(L, b + CB_ERR);
+		ls->failop = cc->op;
+	} else {
+		lua_pop(L, 1);
+	}
+	return cc->result;
+}
+
+static int lc_register(void *self, struct ufl_uffd *u)
+{
+	struct cbcall cc = { OP_REGISTER, u, 0, NULL, 0 };
+
+	return call_back(self, &cc);
+}
+
+static int lc_is_dead(void *self, struct ufl_uffd *u)
+{
+	struct cbcall cc = { OP_IS_DEAD, u, 0, NULL, 0 };
+
+	return call_back(self, &cc);
+}
+
+static int lc_reset(void *self)
+{
+	struct cbcall cc = { OP_RESET, NULL, 0, NULL, 0 };
+
+	return call_back(self, &cc);
+}
+
+static const struct ufl_checker_ops lua_checker_ops = {
+	.register_uffd = lc_register,
+	.is_dead = lc_is_dead,
+	.reset = lc_reset,
+};
+
+/* l->log: a failed checker reset during gc (crosvm logs it). */
+static void list_log(void *ud, const char *what, int err)
+{
+	struct lufl_list *ls = ud;
+	struct cbcall cc = { OP_LOG, NULL, 0, what, err < 0 ? -err : err };
+
+	if (!ls->L) {
+		fprintf(stderr, "uffdlist: %s failed: %s\n", what,
+			strerror(cc.err));
+		return;
+	}
+	call_back(ls, &cc);
+}
+
+/* Pushes the failure slot, the trampoline and the environment of the list
+ * at idx, and lets the callbacks use them.  From here to end_call only
+ * the C core runs (nothing raises). */
+static int begin_call(lua_State *L, struct lufl_list *ls, int idx)
+{
+	luaL_checkstack(L, 16, NULL);
+	lua_pushnil(L);
+	lua_getfenv(L, idx);
+	lua_rawgeti(L, -1, LUFL_LENV_TRAMP);
+	lua_insert(L, -2);
+	ls->cbbase = lua_gettop(L) - 2;
+	ls->failop = -1;
+	ls->L = L;
+	return ls->cbbase;
+}
+
+static void end_call(struct lufl_list *ls)
+{
+	ls->L = NULL;
+	ls->cbbase = 0;
+}
+
+/* nil, message, errno: the callback's message when one failed. */
+static int push_list_error(lua_State *L, struct lufl_list *ls, int base,
+			   const char *what, int err)
+{
+	int t = lua_type(L, base + CB_ERR);
+	const char *op = ls->failop >= 0 ? opnames[ls->failop] : "?";
+
+	if (ls->failop < 0 || t == LUA_TNIL)
+		return lufl_pusherror(L, what, err);
+	lua_pushnil(L);
+	if (t == LUA_TSTRING || t == LUA_TNUMBER)
+		lua_pushfstring(L, "%s: checker %s: %s", what, op,
+				lua_tostring(L, base + CB_ERR));
+	else
+		lua_pushfstring(L, "%s: checker %s: (error object is a %s value)",
+				what, op, lua_typename(L, t));
+	lua_pushinteger(L, err);
+	return 3;
+}
+
+/* ------------------------------------------------------------------ */
+/* creation                                                            */
+/* ------------------------------------------------------------------ */
+
+static void check_lua_checker(lua_State *L, int idx)
+{
+	static const char *const need[] = { "register", "is_dead", "reset" };
+	int t = lua_type(L, idx);
+	size_t i;
+
+	if (t == LUA_TUSERDATA) {
+		if (!luaL_getmetafield(L, idx, "__index"))
+			goto bad;
+		lua_pop(L, 1);
+	} else if (t != LUA_TTABLE) {
+		goto bad;
+	}
+	for (i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
+		bool missing;
+
+		lua_getfield(L, idx, need[i]);
+		missing = lua_isnil(L, -1);
+		lua_pop(L, 1);
+		if (missing)
+			goto bad;
+	}
+	return;
+bad:
+	lufl_typeerror(L, idx, LUFL_CHECKER
+		       " or object with register, is_dead and reset methods");
+}
+
+/***
+ * A new list whose entry 1 is the main uffd.
+ * @function list
+ * @tparam uffd main open, not in a list
+ * @tparam checker|table checker the real checker, or any object with
+ *   register(self, u), is_dead(self, u), reset(self) methods
+ * @tparam[opt] waitctx ctx created when absent
+ * @treturn[1] list
+ * @return[2] nil, message, errno
+ */
+static int l_list(lua_State *L)
+{
+	struct lufl_uffd *mu = lufl_uffd_checkopen(L, 1);
+	struct lufl_checker *rc = lufl_checker_test(L, 2);
+	struct lufl_waitctx *ctx = NULL;
+	struct lufl_list *ls;
+	struct ufl_checker ck;
+	uint32_t k;
+	int r, base;
+	enum { MAIN = 1, CHECKER, CTX, LIST, ENV, MAP };
+
+	if (mu->u.list)
+		luaL_argerror(L, MAIN, "uffd already in a list");
+	if (rc && !rc->c.page)
+		lufl_closederror(L, LUFL_CHECKER);
+	if (!rc)
+		check_lua_checker(L, CHECKER);
+	if (!lua_isnoneornil(L, CTX))
+		ctx = lufl_waitctx_checkopen(L, CTX);
+	lua_settop(L, CTX);
+	/* Born safe: closed until ufl_list_init succeeds. */
+	ls = lua_newuserdata(L, sizeof(*ls));
+	memset(ls, 0, sizeof(*ls));
+	ls->open = false;
+	ls->failop = -1;
+	luaL_getmetatable(L, LUFL_LIST);
+	lua_setmetatable(L, LIST);
+	lua_createtable(L, 6, 0);
+	lua_pushvalue(L, CHECKER);
+	lua_rawseti(L, ENV, LUFL_LENV_CHECKER);
+	lua_newtable(L);
+	lua_rawseti(L, ENV, LUFL_LENV_MAP);
+	lua_pushcfunction(L, tramp);
+	lua_rawseti(L, ENV, LUFL_LENV_TRAMP);
+	lua_pushvalue(L, ENV);
+	lua_setfenv(L, LIST);
+	if (!ctx) {
+		ctx = lufl_waitctx_new(L);
+		r = ufl_waitctx_open(&ctx->w);
+		if (r < 0)
+			return lufl_pusherror(L, "list", -r);
+		lua_replace(L, CTX);
+	}
+	lua_pushvalue(L, CTX);
+	lua_rawseti(L, ENV, LUFL_LENV_CTX);
+	lua_rawgeti(L, ENV, LUFL_LENV_MAP);
+	lua_pushlightuserdata(L, &mu->u);
+	lua_pushvalue(L, MAIN);
+	lua_rawset(L, MAP);
+	k = lufl_waitctx_attach(L, CTX, LIST);
+	ls->slot = k;
+	ls->ctx = ctx;
+	ls->rc = rc;
+	if (rc)
+		ck = ufl_dead_checker_iface(&rc->c);
+	else
+		ck = (struct ufl_checker){ &lua_checker_ops, ls };
+	base = begin_call(L, ls, LIST);
+	r = ufl_list_init(&ls->l, &mu->u, ck, &ctx->w, (uint64_t)k << 32);
+	end_call(ls);
+	if (r < 0) {
+		lua_pushlightuserdata(L, &mu->u);
+		lua_pushnil(L);
+		lua_rawset(L, MAP);
+		lufl_waitctx_detach(L, CTX, k);
+		return push_list_error(L, ls, base, "list", -r);
+	}
+	ls->l.log = list_log;
+	ls->l.log_ud = ls;
+	ls->open = true;
+	ctx->nlists++;
+	if (rc)
+		rc->nlists++;
+	lufl_waitctx_drop_stale(L, CTX, mu->u.fd);
+	lua_pushvalue(L, LIST);
+	return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* methods                                                             */
+/* ------------------------------------------------------------------ */
+
+/* Pushes the uffd userdata of entry p (from the map at mapidx). */
+static void push_entry(lua_State *L, int mapidx, struct ufl_uffd *p)
+{
+	lua_pushlightuserdata(L, p);
+	lua_rawget(L, mapidx);
+}
+
+/***
+ * @function list:set_num_static_devices
+ * @tparam number n 0..2^32-1: the static devices after the main uffd
+ * @treturn boolean true the first time, false (no change) after
+ */
+static int m_set_num_static_devices(lua_State *L)
+{
+	struct lufl_list *ls = checkopen(L, 1);
+	uint32_t n = (uint32_t)lufl_checkint(L, 2, 0, UINT32_MAX);
+
+	notbusy(L, ls);
+	lua_pushboolean(L, ufl_list_set_num_static_devices(&ls->l, n));
+	return 1;
+}
+
+/***
+ * Takes u into the list (u must be open and in no list).
+ * @function list:register
+ * @tparam uffd u
+ * @treturn[1] boolean whether it is a dynamic entry (gc may collect it)
+ * @return[2] nil, message, errno (then u is still the caller's)
+ */
+static int m_register(lua_State *L)
+{
+	struct lufl_list *ls = checkopen(L, 1);
+	struct lufl_uffd *u;
+	int r, base;
+	enum { LIST = 1, U, ENV, MAP, CTX };
+
+	notbusy(L, ls);
+	u = lufl_uffd_checkopen(L, U);
+	if (u->u.list)
+		luaL_argerror(L, U, "uffd already in a list");
+	lua_settop(L, U);
+	lua_getfenv(L, LIST);
+	lua_rawgeti(L, ENV, LUFL_LENV_MAP);
+	lua_rawgeti(L, ENV, LUFL_LENV_CTX);
+	lua_pushlightuserdata(L, &u->u);
+	lua_pushvalue(L, U);
+	lua_rawset(L, MAP);
+	base = begin_call(L, ls, LIST);
+	r = ufl_list_register(&ls->l, &u->u);
+	end_call(ls);
+	if (r < 0) {
+		lua_pushlightuserdata(L, &u->u);
+		lua_pushnil(L);
+		lua_rawset(L, MAP);
+		return push_list_error(L, ls, base, "register", -r);
+	}
+	lufl_waitctx_drop_stale(L, CTX, u->u.fd);
+	lua_pushboolean(L, r == 1);
+	return 1;
+}
+
+/* Room in the environment's GCBUF for every entry's pointer. */
+static void ensure_gcbuf(lua_State *L, struct lufl_list *ls, int envidx)
+{
+	size_t need = ls->l.len ? ls->l.len : 1, cap;
+	void *p;
+
+	if (ls->gccap >= need)
+		return;
+	cap = need < 16 ? 16 : need + need / 2;
+	p = lua_newuserdata(L, cap * sizeof(*ls->gcbuf));
+	lua_rawseti(L, envidx, LUFL_LENV_GCBUF);
+	ls->gcbuf = p;   /* anchored now */
+	ls->gccap = cap;
+}
+
+/***
+ * Collects the dynamic entries the checker finds dead: closes them (every
+ * reference sees "closed") and drops them from the list.
+ * @function list:gc
+ * @treturn[1] number how many were collected
+ * @return[2] nil, message, errno, number collected before the failure
+ */
+static int m_gc_entries(lua_State *L)
+{
+	struct lufl_list *ls = checkopen(L, 1);
+	size_t nc = 0, i;
+	int r, base;
+	enum { LIST = 1, ENV, MAP };
+
+	notbusy(L, ls);
+	lua_settop(L, LIST);
+	lua_getfenv(L, LIST);
+	lua_rawgeti(L, ENV, LUFL_LENV_MAP);
+	ensure_gcbuf(L, ls, ENV);
+	base = begin_call(L, ls, LIST);
+	r = ufl_list_gc(&ls->l, ls->gcbuf, &nc);
+	end_call(ls);
+	for (i = 0; i < nc; i++) {
+		lua_pushlightuserdata(L, ls->gcbuf[i]);
+		lua_pushnil(L);
+		lua_rawset(L, MAP);
+	}
+	if (r < 0) {
+		push_list_error(L, ls, base, "gc", -r);
+		lua_pushnumber(L, (lua_Number)nc);
+		return 4;
+	}
+	lua_pushnumber(L, (lua_Number)nc);
+	return 1;
+}
+
+/* get(i) -> the uffd at 1-based index i, or nil past the end; i must be
+ * an integer >= 1 */
+static int m_get(lua_State *L)
+{
+	struct lufl_list *ls = checkopen(L, 1);
+	int64_t i = lufl_checkint(L, 2, 1, LUFL_MAXINT53);
+	struct ufl_uffd *p = ufl_list_get(&ls->l, (size_t)(i - 1));
+
+	if (!p) {
+		lua_pushnil(L);
+		return 1;
+	}
+	lua_getfenv(L, 1);
+	lua_rawgeti(L, -1, LUFL_LENV_MAP);
+	push_entry(L, lua_gettop(L), p);
+	return 1;
+}
+
+/* main_uffd() -> get(1) */
+static int m_main_uffd(lua_State *L)
+{
+	struct lufl_list *ls = checkopen(L, 1);
+
+	lua_getfenv(L, 1);
+	lua_rawgeti(L, -1, LUFL_LENV_MAP);
+	push_entry(L, lua_gettop(L), ufl_list_get(&ls->l, 0));
+	return 1;
+}
+
+/* len() and #list -> number of entries */
+static int m_len(lua_State *L)
+{
+	lua_pushnumber(L, (lua_Number)checkopen(L, 1)->l.len);
+	return 1;
+}
+
+/* entries([out]) -> out: out[i] = uffd of entry i, truncated past len */
+static int m_entries(lua_State *L)
+{
+	struct lufl_list *ls = checkopen(L, 1);
+	size_t i;
+
+	if (!lua_isnoneornil(L, 2) && !lua_istable(L, 2))
+		lufl_typeerror(L, 2, "table");
+	lua_settop(L, 2);
+	if (lua_isnil(L, 2)) {
+		lua_createtable(L, (int)ls->l.len, 0);
+		lua_replace(L, 2);
+	}
+	lua_getfenv(L, 1);
+	lua_rawgeti(L, 3, LUFL_LENV_MAP);
+	for (i = 0; i < ls->l.len; i++) {
+		push_entry(L, 4, ls->l.entries[i]);
+		lua_rawseti(L, 2, (int)i + 1);
+	}
+	lufl_truncate(L, 2, (int)ls->l.len + 1);
+	lua_settop(L, 2);
+	return 1;
+}
+
+/* num_static() -> main + static devices (the first dynamic entry is
+ * num_static() + 1), or nil before set_num_static_devices */
+static int m_num_static(lua_State *L)
+{
+	struct lufl_list *ls = checkopen(L, 1);
+
+	if (ls->l.num_static)
+		lua_pushnumber(L, (lua_Number)ls->l.num_static);
+	else
+		lua_pushnil(L);
+	return 1;
+}
+
+/* waitctx() -> the list's wait context */
+static int m_waitctx(lua_State *L)
+{
+	checkopen(L, 1);
+	lua_getfenv(L, 1);
+	lua_rawgeti(L, -1, LUFL_LENV_CTX);
+	return 1;
+}
+
+/***
+ * Waits on the list's ctx.
+ * @function list:wait
+ * @tparam[opt=-1] number timeout_ms
+ * @tparam[opt] table out out[i] = the 1-based index of a ready entry of
+ *   this list (or the token of another fd of the same ctx)
+ * @tparam[opt] table evs
+ * @treturn[1] number n, table out, table|nil evs
+ * @return[2] nil, message, errno
+ */
+static int m_wait(lua_State *L)
+{
+	return lufl_list_wait(L, checkopen(L, 1));
+}
+
+/* pollfd() -> the ctx's epoll fd; events() -> "r"; timeout() -> nil */
+static int m_pollfd(lua_State *L)
+{
+	struct lufl_list *ls = checkopen(L, 1);
+
+	if (ls->ctx->w.epfd < 0)
+		lufl_closederror(L, LUFL_WAITCTX);
+	lua_pushinteger(L, ls->ctx->w.epfd);
+	return 1;
+}
+
+static int m_events(lua_State *L)
+{
+	checkopen(L, 1);
+	lua_pushliteral(L, "r");
+	return 1;
+}
+
+static int m_timeout(lua_State *L)
+{
+	checkopen(L, 1);
+	lua_pushnil(L);
+	return 1;
+}
+
+/***
+ * Sets the function gc calls when the checker's reset fails (crosvm only
+ * logs it): fn(message, errno).  Without one, the message goes to stderr
+ * as "uffdlist: <message>".  An error in fn is written to stderr.
+ * @function list:on_log
+ * @tparam function|nil fn
+ * @treturn true
+ */
+static int m_on_log(lua_State *L)
+{
+	checkopen(L, 1);
+	if (!lua_isnoneornil(L, 2) && lua_type(L, 2) != LUA_TFUNCTION)
+		lufl_typeerror(L, 2, "function or nil");
+	lua_settop(L, 2);
+	lua_getfenv(L, 1);
+	lua_pushvalue(L, 2);
+	lua_rawseti(L, 3, LUFL_LENV_LOG);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+static int m_is_closed(lua_State *L)
+{
+	lua_pushboolean(L, !check(L, 1)->open);
+	return 1;
+}
+
+/*
+ * The one destroy routine: closes every entry (deleting it from the ctx
+ * when the ctx is still open: ufl_list_close checks), then detaches from
+ * the ctx and the checker and drops its references to them and to the
+ * entries.  Allocates nothing (it runs in __gc).
+ */
+static void list_destroy(lua_State *L, struct lufl_list *ls, int idx)
+{
+	if (!ls->open)
+		return;
+	ls->open = false;
+	ufl_list_close(&ls->l);
+	ls->l.ctx = NULL;
+	ls->ctx->nlists--;
+	if (ls->rc)
+		ls->rc->nlists--;
+	ls->ctx = NULL;
+	ls->rc = NULL;
+	lua_getfenv(L, idx);
+	lua_rawgeti(L, -1, LUFL_LENV_CTX);
+	lufl_waitctx_detach(L, lua_gettop(L), ls->slot);
+	lua_pop(L, 1);
+	lua_rawgeti(L, -1, LUFL_LENV_MAP);
+	lufl_cleartable(L, lua_gettop(L));
+	lua_pop(L, 1);
+	/* existing slots of the array part: setting them allocates nothing */
+	lua_pushnil(L);
+	lua_rawseti(L, -2, LUFL_LENV_CTX);
+	lua_pushnil(L);
+	lua_rawseti(L, -2, LUFL_LENV_CHECKER);
+	lua_pushnil(L);
+	lua_rawseti(L, -2, LUFL_LENV_LOG);
+	lua_pop(L, 1);
+}
+
+/***
+ * Closes the list and every entry's fd.  Idempotent.
+ * @treturn true
+ */
+static int m_close(lua_State *L)
+{
+	struct lufl_list *ls = check(L, 1);
+
+	if (ls->open)
+		notbusy(L, ls);
+	list_destroy(L, ls, 1);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+static int m_gc(lua_State *L)
+{
+	struct lufl_list *ls = check(L, 1);
+
+	/* Never busy when the collector calls: only a direct call gets here
+	 * while busy (the list is on the stack of its own register/gc). */
+	if (ls->open)
+		notbusy(L, ls);
+	list_destroy(L, ls, 1);
+	return 0;
+}
+
+static int m_tostring(lua_State *L)
+{
+	struct lufl_list *ls = check(L, 1);
+
+	if (!ls->open)
+		lua_pushliteral(L, LUFL_LIST " (closed)");
+	else
+		lua_pushfstring(L, LUFL_LIST " (%d entries)", (int)ls->l.len);
+	return 1;
+}
+
+static const luaL_Reg methods[] = {
+	{ "set_num_static_devices", m_set_num_static_devices },
+	{ "register", m_register },
+	{ "gc", m_gc_entries },
+	{ "get", m_get },
+	{ "main_uffd", m_main_uffd },
+	{ "len", m_len },
+	{ "entries", m_entries },
+	{ "num_static", m_num_static },
+	{ "waitctx", m_waitctx },
+	{ "wait", m_wait },
+	{ "pollfd", m_pollfd },
+	{ "events", m_events },
+	{ "timeout", m_timeout },
+	{ "on_log", m_on_log },
+	{ "is_closed", m_is_closed },
+	{ "close", m_close },
+	{ NULL, NULL }
+};
+
+static const luaL_Reg meta[] = {
+	{ "__gc", m_gc },
+	{ "__close", m_close },
+	{ "__len", m_len },
+	{ "__tostring", m_tostring },
+	{ NULL, NULL }
+};
+
+static const luaL_Reg functions[] = {
+	{ "list", l_list },
+	{ NULL, NULL }
+};
+
+void lufl_open_list(lua_State *L)
+{
+	lufl_newclass(L, LUFL_LIST, methods, meta);
+	luaL_register(L, NULL, functions);
+}
