@@ -1,0 +1,843 @@
+--- uffdlist.monitor: the memory monitor's loop (doc/monitor-api.md).
+--
+-- One round (`m:step`): wait on the list's wait context; read at most
+-- `batch` events from each ready uffd and dispatch them to the handlers;
+-- call the watched fds' functions; retry parked faults; then, between
+-- batches, apply the queued list changes (register,
+-- set_num_static_devices), call the policy's `after_batch` and run a gc if
+-- a hook asked for one.  No list change happens while a batch's indices
+-- are in use.
+--
+-- Faking (for specs): the events source is `m.read_events(u, out, max)`
+-- (default `u:read_events(out, max)`, same results), the default fill is
+-- `m.fill(u, addr, len)` (default `u:zeropage(addr, len)`) and EEXIST wakes
+-- with `m.wake(u, addr, len)` (default `u:wake(addr, len)`).  Replace these
+-- fields on a monitor, or pass them to `new`: fake uffds (eventfds) support
+-- epoll and close only.
+--
+-- Time: `m.clock()` gives milliseconds (opts.clock).  The binding has no
+-- clock and this loop uses ufl.* only, so the default clock is CPU time
+-- (os.clock) plus the full timeout of every wait that timed out (epoll
+-- sleeps at least that long).  It runs slow when a wait ends early on an
+-- event; pass a monotonic clock where one exists.
+-- @module uffdlist.monitor
+
+local ufl = require "uffdlist"
+local policy_mod = require "uffdlist.policy"
+
+local type, pcall, tostring, error = type, pcall, tostring, error
+local pairs, setmetatable, rawget = pairs, setmetatable, rawget
+local os_clock, math_min, math_max, floor = os.clock, math.min, math.max,
+  math.floor
+
+local ESRCH, EEXIST, EAGAIN = ufl.errno.ESRCH, ufl.errno.EEXIST,
+  ufl.errno.EAGAIN
+
+local DEFAULT_WAIT_MS = 100
+local PARKED_WAIT_MS = 1     -- small but never 0: parked faults must not spin
+local MAX_EVENTS = 1024      -- read_events' limit
+local MAX_PREFETCH = 512     -- pages around one fault
+
+local M = {}
+local Monitor = {}
+Monitor.__index = Monitor
+
+-- ---------------------------------------------------------------- helpers
+
+local function default_on_error(_m, what, msg, errno)
+  io.stderr:write("uffdlist.monitor: ", tostring(what), ": ", tostring(msg),
+    errno and (" (errno " .. tostring(errno) .. ")") or "", "\n")
+end
+
+local function report(self, what, msg, errno)
+  self.stats.errors = self.stats.errors + 1
+  -- on_error is the host's; if it fails too there is nobody left to tell
+  -- but stderr, and the loop must go on.
+  local ok, e = pcall(self.on_error, self, what, msg, errno)
+  if not ok then
+    default_on_error(self, "on_error", e)
+  end
+end
+
+-- An error value as a string without running a policy's __tostring
+-- outside its guard.
+local function errstr(e)
+  local t = type(e)
+  if t == "string" or t == "number" then
+    return tostring(e)
+  end
+  return "(error object of type " .. t .. ")"
+end
+
+-- CPU time + timed-out waits, in ms (see the module comment).
+local function accounting_clock()
+  local slept, c0 = 0, os_clock()
+  local function now()
+    return (os_clock() - c0) * 1000 + slept
+  end
+  local function add_sleep(ms)
+    slept = slept + ms
+  end
+  return now, add_sleep
+end
+
+local function new_stats()
+  return {
+    faults = 0, served_copy = 0, served_zero = 0, skipped_gone = 0,
+    parked = 0, retried = 0, registered = 0, collected = 0, gcs = 0,
+    rounds = 0,
+    events = { pagefault = 0, remove = 0, fork = 0, remap = 0, unmap = 0 },
+    -- beyond the doc's list
+    woken = 0, partial = 0, dropped = 0, retry_timeouts = 0,
+    prefetched = 0, errors = 0, hook_errors = 0, dynamic = 0,
+  }
+end
+
+-- ------------------------------------------------------- default handlers
+
+local function default_pagefault(m, u, ev)
+  m:serve(u, ev)
+end
+
+local function default_fork(m, _u, ev)
+  if ev.uffd then
+    m:register(ev.uffd)
+  else
+    report(m, "fork", "fork event without a uffd", ev.errno)
+  end
+end
+
+local function ignore() end
+
+local DEFAULT_HANDLERS = {
+  pagefault = default_pagefault, fork = default_fork,
+  remove = ignore, remap = ignore, unmap = ignore,
+}
+
+local function zero_fill(u, addr, len)
+  return u:zeropage(addr, len)
+end
+
+local function default_read_events(u, out, max)
+  return u:read_events(out, max)
+end
+
+local function default_wake(u, addr, len)
+  return u:wake(addr, len)
+end
+
+-- ------------------------------------------------------------ policy hooks
+
+local function hook_result(self, name, ok, r)
+  if ok then
+    return r
+  end
+  self.stats.hook_errors = self.stats.hook_errors + 1
+  report(self, "policy." .. name, errstr(r))
+  return nil
+end
+
+-- Calls policy[name](...) under the guard; returns its first result, or
+-- nil after reporting its error.
+local function hook(self, name, ...)
+  if rawget(self.policy, name) == nil then
+    return nil
+  end
+  return hook_result(self, name,
+    policy_mod.guard(self.policy, name, self.hook_budget_ms, ...))
+end
+
+local function wants_gc(r)
+  return r == "gc" or r == true
+end
+
+-- ------------------------------------------------------------- new, watch
+
+--- A new monitor.  See doc/monitor-api.md for opts.
+-- @tparam table opts list (required), policy (table, or a name or path for
+--   policy.load, with opts.policy_opts), handlers, batch, retry_timeout_ms,
+--   hook_budget_ms, on_error, read_events, fill, wake, clock
+-- @treturn monitor
+function M.new(opts)
+  if type(opts) ~= "table" or opts.list == nil then
+    error("bad argument #1 to 'new' (table with a list expected)", 2)
+  end
+  local self = setmetatable({}, Monitor)
+  self.list = opts.list
+  self.ctx = opts.list:waitctx()
+  self.batch = math_max(1, math_min(floor(opts.batch or 64), MAX_EVENTS))
+  self.retry_timeout_ms = opts.retry_timeout_ms or 1000
+  self.hook_budget_ms = opts.hook_budget_ms or 100
+  self.on_error = opts.on_error or default_on_error
+  self.read_events = opts.read_events or default_read_events
+  self.fill = opts.fill or zero_fill
+  self.wake = opts.wake or default_wake
+  self.page_size = ufl.page_size()
+  self.stats = new_stats()
+  self.handlers = {}
+  for kind, fn in pairs(DEFAULT_HANDLERS) do
+    self.handlers[kind] = fn
+  end
+  for kind, fn in pairs(opts.handlers or {}) do
+    self.handlers[kind] = fn
+  end
+  if opts.clock then
+    self.clock, self.add_sleep = opts.clock, ignore
+  else
+    self.clock, self.add_sleep = accounting_clock()
+  end
+  -- Reused across rounds: nothing on the hot path allocates a table.
+  self.ready, self.ready_evs = {}, {}
+  self.evbuf, self.evpool, self.evlen, self.npool = {}, {}, 0, 0
+  self.parked, self.nparked, self.free_recs = {}, 0, {}
+  self.last_read = setmetatable({}, { __mode = "k" })
+  self.q_op, self.q_arg, self.nqueued = {}, {}, 0
+  self.watches = {}
+  self.round, self.busy, self.want_gc = 0, false, false
+  self.last_event = self.clock()
+  self:set_policy(opts.policy or "crosvm", opts.policy_opts)
+  return self
+end
+
+--- Watches the script's own fd or object (command socket, eventfd,
+-- timerfd, pidfd) in the loop's wait context: fn(m, fd_or_obj, evmask)
+-- is called when it is ready (an error in fn goes to m.on_error).
+-- @treturn[1] true
+-- @return[2] nil, message, errno (from waitctx:add)
+function Monitor:watch(target, fn, events)
+  if type(fn) ~= "function" then
+    error("bad argument #2 to 'watch' (function expected, got "
+      .. type(fn) .. ")", 2)
+  end
+  -- The token is this table: list:wait reports it as is (only list
+  -- entries are reported as integer indices).
+  local rec = { target = target, fn = fn, active = true }
+  local ok, msg, errno = self.ctx:add(target, rec, events or ufl.EPOLLIN)
+  if not ok then
+    return nil, msg, errno
+  end
+  self.watches[target] = rec
+  return true
+end
+
+--- Stops watching a target given to watch.
+-- @treturn[1] true
+-- @return[2] nil, message, errno
+function Monitor:unwatch(target)
+  local rec = self.watches[target]
+  if not rec then
+    return nil, "unwatch: not watched", ufl.errno.ENOENT
+  end
+  rec.active = false
+  self.watches[target] = nil
+  return self.ctx:delete(target)
+end
+
+-- ----------------------------------------------------------------- timer
+
+local function on_timer_ready(m, t)
+  local n, msg, errno = t:read()
+  if not n then
+    return report(m, "timerfd", msg, errno)
+  end
+  if n > 0 and wants_gc(hook(m, "on_timer", n)) then
+    m.want_gc = true
+  end
+end
+
+local function stop_timer(self)
+  if self.timer then
+    self:unwatch(self.timer)
+    self.timer:close()
+  end
+  self.timer, self.timer_rec, self.timer_ms, self.next_tick = nil, nil, nil,
+    nil
+end
+
+-- Arms the policy's timer: a timerfd in the wait context, or (binding
+-- without ufl.timerfd) a tick the loop checks against m.clock().
+local function start_timer(self, ms)
+  self.timer_ms = ms
+  if ufl.timerfd then
+    local t, msg, errno = ufl.timerfd(ms)
+    if not t then
+      return report(self, "timerfd", msg, errno)
+    end
+    local ok, wmsg, werr = self:watch(t, on_timer_ready)
+    if not ok then
+      t:close()
+      return report(self, "timerfd", wmsg, werr)
+    end
+    self.timer, self.timer_rec = t, self.watches[t]
+  else
+    self.next_tick = self.clock() + ms
+  end
+end
+
+local function check_soft_timer(self)
+  local due = self.next_tick
+  if not due then
+    return
+  end
+  local now = self.clock()
+  if now < due then
+    return
+  end
+  local n = floor((now - due) / self.timer_ms) + 1
+  self.next_tick = due + n * self.timer_ms
+  if wants_gc(hook(self, "on_timer", n)) then
+    self.want_gc = true
+  end
+end
+
+--- Replaces the policy (a table, or a name or path for policy.load).
+function Monitor:set_policy(p, popts)
+  if type(p) == "string" then
+    local loaded, msg = policy_mod.load(p, popts)
+    if not loaded then
+      error(msg, 2)
+    end
+    p = loaded
+  elseif type(p) ~= "table" then
+    error("bad argument #1 to 'set_policy' (table or string expected, got "
+      .. type(p) .. ")", 2)
+  else
+    policy_mod.prepare(p)
+  end
+  stop_timer(self)
+  self.policy = p
+  local ms = rawget(p, "timer_ms")
+  if type(ms) == "number" and ms > 0 then
+    start_timer(self, ms)
+  end
+end
+
+-- ------------------------------------------------------------ list changes
+
+-- A uffd the list did not take is closed (doc: "and the uffd closed").
+local function close_unlisted(u)
+  if not u:is_closed() and not u:index() then
+    u:close()
+  end
+end
+
+local function apply_register(self, u)
+  local ok, dyn, msg, errno = pcall(self.list.register, self.list, u)
+  if not ok or dyn == nil then
+    report(self, "register", ok and msg or errstr(dyn), ok and errno or nil)
+    pcall(close_unlisted, u)
+    return
+  end
+  local st = self.stats
+  st.registered = st.registered + 1
+  if dyn then
+    st.dynamic = st.dynamic + 1
+  end
+  if wants_gc(hook(self, "on_register", u, dyn)) then
+    self.want_gc = true
+  end
+end
+
+local function apply_static(self, n)
+  local ok, set = pcall(self.list.set_num_static_devices, self.list, n)
+  if not ok or not set then
+    return report(self, "set_num_static_devices", ok and
+      "the list's number of static devices was set already" or errstr(set))
+  end
+  hook(self, "on_static_complete", n)
+end
+
+-- Applies the queued changes in call order.
+local function apply_queue(self)
+  local ops, args = self.q_op, self.q_arg
+  local i = 1
+  while i <= self.nqueued do
+    local op, arg = ops[i], args[i]
+    ops[i], args[i] = nil, nil
+    if op == "register" then
+      apply_register(self, arg)
+    else
+      apply_static(self, arg)
+    end
+    i = i + 1
+  end
+  self.nqueued = 0
+end
+
+local function enqueue(self, op, arg)
+  local n = self.nqueued + 1
+  self.q_op[n], self.q_arg[n], self.nqueued = op, arg, n
+end
+
+-- Drops parked faults whose uffd a gc closed.
+local function purge_closed(self)
+  local parked, j = self.parked, 0
+  for i = 1, self.nparked do
+    local rec = parked[i]
+    parked[i] = nil
+    if rec.u:is_closed() then
+      rec.u, rec.fill = nil, nil
+      self.free_recs[#self.free_recs + 1] = rec
+    else
+      j = j + 1
+      parked[j] = rec
+    end
+  end
+  self.nparked = j
+end
+
+local function run_gc(self)
+  self.want_gc = false
+  local st = self.stats
+  st.gcs = st.gcs + 1
+  local n, msg, errno, partial = self.list:gc()
+  local got = n or partial or 0
+  st.collected = st.collected + got
+  st.dynamic = st.dynamic - got
+  if got > 0 then
+    purge_closed(self)
+  end
+  if not n then
+    report(self, "gc", msg, errno)
+    return nil, msg, errno
+  end
+  return n
+end
+
+--- Queues u for list:register; applied between batches (at once outside
+-- a round), then policy.on_register(u, is_dynamic).  A failed register is
+-- reported through m.on_error and u is closed.
+function Monitor:register(u)
+  if type(u) ~= "userdata" then
+    error("bad argument #1 to 'register' (uffd expected, got "
+      .. type(u) .. ")", 2)
+  end
+  enqueue(self, "register", u)
+  if not self.busy then
+    apply_queue(self)
+    if self.want_gc then
+      run_gc(self)
+    end
+  end
+end
+
+--- Queues list:set_num_static_devices(n), then
+-- policy.on_static_complete(n).  A second call raises (as crosvm).
+function Monitor:set_num_static_devices(n)
+  if type(n) ~= "number" then
+    error("bad argument #1 to 'set_num_static_devices' (number expected, got "
+      .. type(n) .. ")", 2)
+  end
+  if self.static_set then
+    error("set_num_static_devices called twice", 2)
+  end
+  self.static_set = true
+  enqueue(self, "static", n)
+  if not self.busy then
+    apply_queue(self)
+  end
+end
+
+--- Runs a gc now when between batches.
+-- @treturn[1] number collected
+-- @return[2] nil, message, errno (reported through on_error too)
+-- @return[3] nil, "deferred": called during a round; it runs at its end
+function Monitor:gc()
+  if self.busy then
+    self.want_gc = true
+    return nil, "deferred"
+  end
+  return run_gc(self)
+end
+
+--- Asks for a gc at the end of the round (or the next one).
+function Monitor:request_gc()
+  self.want_gc = true
+end
+
+-- -------------------------------------------------------------- serving
+
+local DONE, EXISTS, GONE, BUSY, FAILED = "done", "exists", "gone", "parked",
+  "error"
+
+-- Fills [addr, addr+len), copying the rest after a partial copy.
+-- Returns the outcome, and for BUSY/FAILED the range left, msg, errno.
+local function fill_range(self, fill, u, addr, len)
+  while true do
+    local n, msg, errno, count = fill(u, addr, len)
+    if n then
+      return DONE
+    elseif errno == EAGAIN and count and count > 0 then
+      self.stats.partial = self.stats.partial + 1
+      if count >= len then
+        return DONE
+      end
+      addr, len = addr + count, len - count
+    elseif errno == ESRCH then
+      return GONE
+    elseif errno == EEXIST then
+      return EXISTS
+    elseif errno == EAGAIN then
+      return BUSY, addr, len
+    else
+      return FAILED, addr, len, msg, errno
+    end
+  end
+end
+
+-- EEXIST does not wake the faulting thread.
+local function wake(self, u, addr, len)
+  local ok, msg, errno = self.wake(u, addr, len)
+  if ok then
+    self.stats.woken = self.stats.woken + 1
+    return EXISTS
+  elseif errno == ESRCH then
+    return GONE
+  end
+  report(self, "wake", msg, errno)
+  return FAILED
+end
+
+local function count_served(self, fill)
+  local st = self.stats
+  if fill == zero_fill then
+    st.served_zero = st.served_zero + 1
+  else
+    st.served_copy = st.served_copy + 1
+  end
+end
+
+local function gone(self)
+  self.stats.skipped_gone = self.stats.skipped_gone + 1
+  self.drop = true   -- the rest of this uffd's batch waits for gc
+  return GONE
+end
+
+local function park(self, u, addr, len, fill)
+  local recs = self.free_recs
+  local rec = recs[#recs]
+  if rec then
+    recs[#recs] = nil
+  else
+    rec = {}
+  end
+  rec.u, rec.addr, rec.len, rec.fill = u, addr, len, fill
+  rec.deadline = self.clock() + self.retry_timeout_ms
+  self.nparked = self.nparked + 1
+  self.parked[self.nparked] = rec
+  self.stats.parked = self.stats.parked + 1
+  return BUSY
+end
+
+-- Prefetch: pages after the fault; stops at the first page that cannot be
+-- filled now (no parking: nobody waits for these).
+local function prefetch(self, fill, u, addr, pages)
+  local ps = self.page_size
+  for k = 1, pages - 1 do
+    local how = fill_range(self, fill, u, addr + k * ps, ps)
+    if how == DONE then
+      self.stats.prefetched = self.stats.prefetched + 1
+    elseif how == GONE then
+      return gone(self)
+    elseif how ~= EXISTS then
+      return
+    end
+  end
+end
+
+local function window(self, u, ev)
+  local w = hook(self, "on_fault", u, ev)
+  if type(w) ~= "number" or w < 1 then
+    return 1
+  end
+  return math_min(floor(w), MAX_PREFETCH)
+end
+
+--- Serves a pagefault event: fill(u, addr, len) (default m.fill) must
+-- copy or zero [addr, addr+len) and return its result (n, or
+-- nil, msg, errno [, count]).  ESRCH: the rest of this uffd's batch is
+-- dropped (it waits for gc); EEXIST: wake; EAGAIN: parked and retried on
+-- later rounds; partial copy: the rest is copied.
+-- @treturn string "done", "exists", "gone", "parked" or "error"
+function Monitor:serve(u, ev, fill)
+  fill = fill or self.fill
+  local ps = self.page_size
+  local addr = ev.address - ev.address % ps
+  local pages = rawget(self.policy, "on_fault") and window(self, u, ev) or 1
+  local how, a, len, msg, errno = fill_range(self, fill, u, addr, ps)
+  if how == DONE then
+    count_served(self, fill)
+  elseif how == EXISTS then
+    how = wake(self, u, addr, ps)
+  elseif how == BUSY then
+    return park(self, u, a, len, fill)
+  elseif how == FAILED then
+    report(self, "fill", msg, errno)
+    return FAILED
+  end
+  if how == GONE then
+    return gone(self)
+  end
+  if pages > 1 and how ~= FAILED then
+    prefetch(self, fill, u, addr, pages)
+  end
+  return how
+end
+
+-- -------------------------------------------------------------- dispatch
+
+local function dispatch(self, u, ev)
+  local kind = ev.kind
+  local st = self.stats
+  local evst = st.events
+  evst[kind] = (evst[kind] or 0) + 1
+  if kind == "pagefault" then
+    st.faults = st.faults + 1
+  end
+  local h = self.handlers[kind]
+  if h == nil then
+    return report(self, "event", "unexpected event " .. tostring(kind))
+  end
+  local ok, e = pcall(h, self, u, ev)
+  if not ok then
+    report(self, "handler." .. kind, errstr(e))
+  end
+end
+
+-- read_events truncates its out table to n: keep every event table ever
+-- made in evpool and put them back before the next read, so a longer read
+-- later does not allocate new ones.
+local function restore_events(self, max)
+  local buf, pool = self.evbuf, self.evpool
+  for i = self.evlen + 1, math_min(max, self.npool) do
+    buf[i] = pool[i]
+  end
+end
+
+local function keep_events(self, n)
+  local buf, pool = self.evbuf, self.evpool
+  for i = 1, n do
+    pool[i] = buf[i]
+  end
+  if n > self.npool then
+    self.npool = n
+  end
+  self.evlen = n
+end
+
+-- Reads at most `batch` events of u and dispatches them.  After ESRCH the
+-- rest is dropped, except fork events: their new uffds are owned and a
+-- dropped one would leave a live child without its monitor.
+local function read_and_dispatch(self, u)
+  self.last_read[u] = self.round
+  local max, buf = self.batch, self.evbuf
+  restore_events(self, max)
+  local n, msg, errno = self.read_events(u, buf, max)
+  if not n then
+    report(self, "read_events", msg, errno)
+    return 0
+  end
+  keep_events(self, n)
+  self.drop = false
+  for i = 1, n do
+    local ev = buf[i]
+    if not self.drop or ev.kind == "fork" then
+      dispatch(self, u, ev)
+    else
+      self.stats.dropped = self.stats.dropped + 1
+    end
+    if ev.kind == "fork" then
+      ev.uffd = nil   -- handed over; the pool must not keep it alive
+    end
+  end
+  self.drop = false
+  return n
+end
+
+-- ---------------------------------------------------------------- retry
+
+local function free_rec(self, rec)
+  rec.u, rec.fill = nil, nil
+  self.free_recs[#self.free_recs + 1] = rec
+end
+
+-- true when the parked fault is settled (served, gone, failed, timed out).
+local function retry_one(self, rec)
+  local u = rec.u
+  if u:is_closed() then
+    return true
+  end
+  self.stats.retried = self.stats.retried + 1
+  local how, a, len, msg, errno = fill_range(self, rec.fill, u, rec.addr,
+    rec.len)
+  if how == DONE then
+    count_served(self, rec.fill)
+  elseif how == EXISTS then
+    wake(self, u, rec.addr, rec.len)
+  elseif how == GONE then
+    self.stats.skipped_gone = self.stats.skipped_gone + 1
+  elseif how == FAILED then
+    report(self, "fill", msg, errno)
+  elseif self.clock() < rec.deadline then
+    rec.addr, rec.len = a, len
+    return false
+  else
+    self.stats.retry_timeouts = self.stats.retry_timeouts + 1
+    report(self, "retry_timeout", string.format(
+      "fault at 0x%x: memory map still changing after %g ms", a,
+      self.retry_timeout_ms), EAGAIN)
+  end
+  return true
+end
+
+-- Reads the pending events of every uffd with parked faults that was not
+-- read this round (a REMOVE must be read for the kernel to finish the
+-- change), then retries every parked fault.
+local function retry_parked(self)
+  local parked = self.parked
+  for i = 1, self.nparked do
+    local u = parked[i].u
+    if not u:is_closed() and self.last_read[u] ~= self.round then
+      read_and_dispatch(self, u)
+    end
+  end
+  local j = 0
+  for i = 1, self.nparked do
+    local rec = parked[i]
+    parked[i] = nil
+    if retry_one(self, rec) then
+      free_rec(self, rec)
+    else
+      j = j + 1
+      parked[j] = rec
+    end
+  end
+  self.nparked = j
+end
+
+-- ----------------------------------------------------------------- step
+
+local function wait_timeout(self, timeout)
+  if timeout == nil then
+    timeout = rawget(self.policy, "idle_ms") or DEFAULT_WAIT_MS
+  end
+  if self.next_tick then
+    local left = math_max(0, self.next_tick - self.clock())
+    timeout = timeout < 0 and left or math_min(timeout, left)
+  end
+  if self.nparked > 0 and (timeout < 0 or timeout > PARKED_WAIT_MS) then
+    timeout = PARKED_WAIT_MS
+  end
+  return math.ceil(timeout)
+end
+
+-- Dispatches the ready sources: uffds first (faults block threads), then
+-- the watched fds.  Returns whether any was active (the loop's own timer
+-- does not count).
+local function dispatch_ready(self, n)
+  local ready, evs, list = self.ready, self.ready_evs, self.list
+  local active = false
+  for i = 1, n do
+    local tok = ready[i]
+    if type(tok) == "number" then
+      local u = list:get(tok)
+      if u and read_and_dispatch(self, u) > 0 then
+        active = true
+      end
+    end
+  end
+  for i = 1, n do
+    local rec = ready[i]
+    if type(rec) == "table" and rec.active then
+      if rec ~= self.timer_rec then
+        active = true
+      end
+      local ok, e = pcall(rec.fn, self, rec.target, evs[i])
+      if not ok then
+        report(self, "watch", errstr(e))
+      end
+    end
+  end
+  return active
+end
+
+-- After the batches: list changes, after_batch/on_idle, gc.
+local function finish_round(self, active)
+  apply_queue(self)
+  local now = self.clock()
+  if active then
+    self.last_event = now
+    if wants_gc(hook(self, "after_batch", self.stats)) then
+      self.want_gc = true
+    end
+  elseif self.timed_out then
+    if wants_gc(hook(self, "on_idle", now - self.last_event)) then
+      self.want_gc = true
+    end
+  end
+  if self.want_gc then
+    run_gc(self)
+  end
+end
+
+--- One round.
+-- @tparam[opt] number timeout_ms wait at most this long (-1: until ready;
+--   default the policy's idle_ms or timer, else 100); 1 ms while faults
+--   are parked
+-- @treturn number the number of ready sources
+function Monitor:step(timeout_ms)
+  if self.busy then
+    error("monitor:step called from inside a round", 2)
+  end
+  local timeout = wait_timeout(self, timeout_ms)
+  self.round = self.round + 1
+  self.stats.rounds = self.stats.rounds + 1
+  self.busy = true
+  local n, msg, errno = self.list:wait(timeout, self.ready, self.ready_evs)
+  if not n then
+    report(self, "wait", msg, errno)
+    n = 0
+  end
+  self.timed_out = n == 0
+  if n == 0 and timeout > 0 then
+    self.add_sleep(timeout)
+  end
+  local active = n > 0 and dispatch_ready(self, n)
+  check_soft_timer(self)
+  if self.nparked > 0 then
+    retry_parked(self)
+  end
+  self.busy = false
+  finish_round(self, active)
+  return n
+end
+
+--- Loops step until m:stop() or until_fn(m) returns true.
+function Monitor:run(until_fn)
+  self.stopped = false
+  while not self.stopped and not (until_fn and until_fn(self)) do
+    self:step()
+  end
+end
+
+--- Makes run return after the current round.
+function Monitor:stop()
+  self.stopped = true
+end
+
+--- Number of parked (EAGAIN) faults.
+function Monitor:parked_count()
+  return self.nparked
+end
+
+--- Stops the policy's timer and unwatches every watched fd (the list
+-- stays the caller's).
+function Monitor:close()
+  stop_timer(self)
+  for target in pairs(self.watches) do
+    self:unwatch(target)
+  end
+end
+
+M.Monitor = Monitor
+return M
