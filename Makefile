@@ -12,7 +12,7 @@
 LUA_PC     ?= luajit
 LUA        ?= luajit
 PKG_CONFIG ?= pkg-config
-LUA_INCDIR ?= $(shell $(PKG_CONFIG) --variable=includedir $(LUA_PC) 2>/dev/null)/luajit-2.1
+LUA_INCDIR ?= $(shell $(PKG_CONFIG) --variable=includedir $(LUA_PC) 2>/dev/null)
 LUA_LIBS   ?= $(shell $(PKG_CONFIG) --libs $(LUA_PC) 2>/dev/null)
 BUSTED     ?= /usr/bin/busted
 
@@ -67,7 +67,7 @@ $(CORE_A): $(CORE_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 $(MODULE): $(LUA_OBJ) $(CORE_A)
-	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $(LUA_OBJ) $(CORE_A)
+	$(CC) $(LIBFLAG) $(LDFLAGS) -Wl,--exclude-libs,ALL -o $@ $(LUA_OBJ) $(CORE_A)
 
 $(CTEST): $(CTEST_SRC) $(CORE_A) $(HDRS)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -Ispec/c -o $@ $(CTEST_SRC) $(CORE_A)
@@ -97,3 +97,71 @@ install: all
 
 clean:
 	rm -rf $(B)
+
+# ---- the simulated VM (examples/vm): `make demo` ----------------------
+# build/uffdlist-vm embeds LuaJIT, the binding and every Lua module it
+# needs, compiled to bytecode (`luajit -b`) into build/vm/*.h.
+VM_BIN  = $(B)/uffdlist-vm
+VM_LUA  = $(wildcard lua/uffdlist/*.lua lua/uffdlist/*/*.lua) \
+          examples/vm/monitor_vm.lua
+VM_SRC  = examples/vm/host.c examples/vm/vmlib.c examples/vm/guest.c
+DEMO_ARGS ?=
+
+# modules.h: each module's bytecode header, then VM_LUA_MODULES, the
+# {name, bytecode, size} entries host.c preloads.
+$(B)/vm/modules.h: $(VM_LUA) Makefile
+	@mkdir -p $(B)/vm && rm -f $(B)/vm/bc_*.h $@.inc $@.tab && \
+	for f in $(VM_LUA); do \
+	  n=$$(echo $$f | sed 's,^lua/,,;s,^examples/vm/,,;s,\.lua$$,,;s,/init$$,,;s,/,.,g'); \
+	  s=$$(echo $$n | tr . _); \
+	  $(LUA) -b -g -n $$n $$f $(B)/vm/bc_$$s.h || exit 1; \
+	  echo "#include \"bc_$$s.h\"" >> $@.inc; \
+	  echo "{ \"$$n\", luaJIT_BC_$$s, luaJIT_BC_$$s""_SIZE }, \\" >> $@.tab; \
+	done && \
+	{ cat $@.inc; echo '#define VM_LUA_MODULES \'; cat $@.tab; echo; } > $@ && \
+	rm -f $@.inc $@.tab
+
+$(VM_BIN): $(VM_SRC) examples/vm/guest.h $(B)/vm/modules.h $(LUA_OBJ) $(CORE_A)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -I$(LUA_INCDIR) -I$(B)/vm \
+	  $(LDFLAGS) -o $@ $(VM_SRC) $(LUA_OBJ) $(CORE_A) $(LUA_LIBS)
+
+demo: deps all $(VM_BIN)
+	./$(VM_BIN) $(DEMO_ARGS)
+
+# ---- fuzzing: libFuzzer over the list against a model (spec/fuzz/) --------
+#   make fuzz [FUZZ_SECONDS=60]   fuzz; the working corpus is build/fuzz/corpus
+#                                 (seeded from spec/fuzz/corpus, kept between
+#                                 runs); crashes go to build/fuzz/artifacts/
+#   make fuzz-smoke [FUZZ_RUNS=1000000]   CI: a fixed number of runs over a
+#                                 fresh copy of the seeds, with final stats
+# Both first replay spec/fuzz/regress/ (read-only; one input per bug found).
+# Needs clang with libFuzzer (Debian: clang, libclang-rt-dev).
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_RUNS    ?= 1000000
+FUZZ_CFLAGS  ?= -g -O1 -fsanitize=fuzzer,address,undefined \
+                -fno-sanitize-recover=all
+FUZZ_ARGS    ?=
+FUZZ_SRC      = src/sys.c src/faults.c src/uffd.c src/waitctx.c src/checker.c \
+                src/uffd_list.c spec/fuzz/list_fuzz.c
+FUZZ_BIN      = $(B)/list_fuzz
+FUZZ_RUN      = -max_len=100 -timeout=10 -print_final_stats=1 \
+                -artifact_prefix=$(B)/fuzz/artifacts/
+
+.PHONY: fuzz-smoke
+
+$(FUZZ_BIN): $(FUZZ_SRC) src/uffdlist.h
+	@mkdir -p $(B)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -D_GNU_SOURCE -Isrc -o $@ $(FUZZ_SRC)
+
+fuzz: $(FUZZ_BIN)
+	@mkdir -p $(B)/fuzz/corpus $(B)/fuzz/artifacts
+	cp spec/fuzz/corpus/* $(B)/fuzz/corpus/
+	./$(FUZZ_BIN) $(FUZZ_RUN) -max_total_time=$(FUZZ_SECONDS) $(FUZZ_ARGS) \
+	  $(B)/fuzz/corpus spec/fuzz/regress
+
+fuzz-smoke: $(FUZZ_BIN)
+	@rm -rf $(B)/fuzz/smoke && mkdir -p $(B)/fuzz/smoke $(B)/fuzz/artifacts
+	cp spec/fuzz/corpus/* $(B)/fuzz/smoke/
+	./$(FUZZ_BIN) $(FUZZ_RUN) -seed=1 -runs=$(FUZZ_RUNS) $(FUZZ_ARGS) \
+	  $(B)/fuzz/smoke spec/fuzz/regress
