@@ -12,7 +12,7 @@
 LUA_PC     ?= luajit
 LUA        ?= luajit
 PKG_CONFIG ?= pkg-config
-LUA_INCDIR ?= $(shell $(PKG_CONFIG) --variable=includedir $(LUA_PC) 2>/dev/null)
+LUA_INCDIR ?= $(patsubst -I%,%,$(firstword $(shell $(PKG_CONFIG) --cflags-only-I $(LUA_PC) 2>/dev/null)))
 LUA_LIBS   ?= $(shell $(PKG_CONFIG) --libs $(LUA_PC) 2>/dev/null)
 BUSTED     ?= /usr/bin/busted
 
@@ -45,17 +45,22 @@ HDRS     = $(wildcard src/*.h)
 MODULE = $(B)/uffdlist/core.so
 CORE_A = $(B)/libuffdlist.a
 CTEST  = $(B)/test_core
+VM_BIN = $(B)/uffdlist-vm
 
 # Where the specs find our modules, before any installed copy.
 SPEC_ENV = LUA_PATH="./lua/?.lua;./lua/?/init.lua;./spec/?.lua;./?.lua;;" \
            LUA_CPATH="./$(B)/?.so;;"
 
-.PHONY: all deps test test-c test-lua demo bench check fuzz install clean
+.PHONY: all deps test test-c test-lua test-lua51 demo bench check fuzz soak \
+        install clean
 
 all: $(CORE_A) $(MODULE)
 
+# PUC Lua 5.1 needs its own interpreter and headers.
+DEPS_EXTRA ?= $(if $(filter lua5.1,$(LUA_PC)),lua5.1 liblua5.1-0-dev)
+
 deps:
-	@sh tools/install-deps.sh
+	@sh tools/install-deps.sh $(DEPS_EXTRA)
 
 $(B)/obj/%.o: src/%.c $(HDRS) | $(B)/obj
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) $(PIC) -I$(LUA_INCDIR) -c -o $@ $<
@@ -74,7 +79,7 @@ $(CTEST): $(CTEST_SRC) $(CORE_A) $(HDRS)
 
 # Each runner's output goes to $(B)/log-*; tools/sum-counts.sh reads their
 # closing lines, prints "N passed, N failed" and fails if any failed.
-test: deps all $(CTEST)
+test: deps all $(CTEST) $(VM_BIN)
 	@rm -f $(B)/log-c $(B)/log-lua
 	-@$(MAKE) --no-print-directory test-c 2>&1 | tee $(B)/log-c
 	-@$(MAKE) --no-print-directory test-lua 2>&1 | tee $(B)/log-lua
@@ -85,6 +90,16 @@ test-c: $(CTEST)
 
 test-lua: $(MODULE)
 	$(SPEC_ENV) $(LUA) $(BUSTED) -o utfTerminal $(BUSTED_ARGS) spec
+
+# The same specs under PUC Lua 5.1, but for those tagged #luajit (the
+# embedded host is a LuaJIT program).
+test-lua51:
+	$(MAKE) --no-print-directory B=build/lua51 LUA=lua5.1 LUA_PC=lua5.1 \
+	  deps all test-lua BUSTED_ARGS="--exclude-tags=luajit"
+
+# Sanitizers (ASan+UBSan) and valgrind over the C tests and the specs.
+check:
+	@sh tools/check.sh
 
 install: all
 	install -d $(DESTDIR)$(INST_LIBDIR)/uffdlist $(DESTDIR)$(INST_LUADIR)/uffdlist/policy
@@ -101,7 +116,6 @@ clean:
 # ---- the simulated VM (examples/vm): `make demo` ----------------------
 # build/uffdlist-vm embeds LuaJIT, the binding and every Lua module it
 # needs, compiled to bytecode (`luajit -b`) into build/vm/*.h.
-VM_BIN  = $(B)/uffdlist-vm
 VM_LUA  = $(wildcard lua/uffdlist/*.lua lua/uffdlist/*/*.lua) \
           examples/vm/monitor_vm.lua
 VM_SRC  = examples/vm/host.c examples/vm/vmlib.c examples/vm/guest.c

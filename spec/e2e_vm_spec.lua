@@ -122,7 +122,7 @@ local function vm_run(policy)
   return ctx
 end
 
-describe("uffdlist-vm end to end", function()
+describe("uffdlist-vm end to end #luajit", function()
   describe("policy crosvm", function()
     local ctx = vm_run("crosvm")
 

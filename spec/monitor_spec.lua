@@ -592,17 +592,6 @@ describe("monitor", function()
     -- A child that sends its own uffd (features: default) and waits.
     local child_sock   -- in the child: its end of the socketpair
 
-    -- MADV_REMOVE (mapping:remove when the binding has it)
-    local function madv_remove(map, off, len)
-      if map.remove then
-        return map:remove(off, len)
-      end
-      local ffi = require "ffi"
-      pcall(ffi.cdef, "int madvise(void *addr, size_t len, int advice);")
-      local MADV_REMOVE = 9
-      assert(ffi.C.madvise(ffi.cast("void *", map:addr() + off), len,
-        MADV_REMOVE) == 0)
-    end
     local function spawn(body)
       local c = child.spawn(function(sock)
         child_sock = sock
@@ -670,7 +659,7 @@ describe("monitor", function()
       local map = assert(ufl.mmap_anon(2 * PS, true))
       local pattern = string.rep("R", PS)
       local c, u = spawn(function()
-        madv_remove(map, PS, PS)  -- waits until REMOVE is read
+        map:remove(PS, PS)  -- waits until REMOVE is read
         child.signal(child_sock)
         return map:read(0, PS) == pattern
       end)

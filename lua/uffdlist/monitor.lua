@@ -15,11 +15,8 @@
 -- fields on a monitor, or pass them to `new`: fake uffds (eventfds) support
 -- epoll and close only.
 --
--- Time: `m.clock()` gives milliseconds (opts.clock).  The binding has no
--- clock and this loop uses ufl.* only, so the default clock is CPU time
--- (os.clock) plus the full timeout of every wait that timed out (epoll
--- sleeps at least that long).  It runs slow when a wait ends early on an
--- event; pass a monotonic clock where one exists.
+-- Time: `m.clock()` gives milliseconds (opts.clock); by default
+-- ufl.monotonic_ms (CLOCK_MONOTONIC).
 -- @module uffdlist.monitor
 
 local ufl = require "uffdlist"
@@ -27,7 +24,7 @@ local policy_mod = require "uffdlist.policy"
 
 local type, pcall, tostring, error = type, pcall, tostring, error
 local pairs, setmetatable, rawget = pairs, setmetatable, rawget
-local os_clock, math_min, math_max, floor = os.clock, math.min, math.max,
+local math_min, math_max, floor = math.min, math.max,
   math.floor
 
 local ESRCH, EEXIST, EAGAIN = ufl.errno.ESRCH, ufl.errno.EEXIST,
@@ -67,18 +64,6 @@ local function errstr(e)
     return tostring(e)
   end
   return "(error object of type " .. t .. ")"
-end
-
--- CPU time + timed-out waits, in ms (see the module comment).
-local function accounting_clock()
-  local slept, c0 = 0, os_clock()
-  local function now()
-    return (os_clock() - c0) * 1000 + slept
-  end
-  local function add_sleep(ms)
-    slept = slept + ms
-  end
-  return now, add_sleep
 end
 
 local function new_stats()
@@ -181,11 +166,7 @@ function M.new(opts)
   for kind, fn in pairs(opts.handlers or {}) do
     self.handlers[kind] = fn
   end
-  if opts.clock then
-    self.clock, self.add_sleep = opts.clock, ignore
-  else
-    self.clock, self.add_sleep = accounting_clock()
-  end
+  self.clock = opts.clock or ufl.monotonic_ms
   -- Reused across rounds: nothing on the hot path allocates a table.
   self.ready, self.ready_evs = {}, {}
   self.evbuf, self.evpool, self.evlen, self.npool = {}, {}, 0, 0
@@ -250,44 +231,22 @@ local function stop_timer(self)
     self:unwatch(self.timer)
     self.timer:close()
   end
-  self.timer, self.timer_rec, self.timer_ms, self.next_tick = nil, nil, nil,
-    nil
+  self.timer, self.timer_rec, self.timer_ms = nil, nil, nil
 end
 
--- Arms the policy's timer: a timerfd in the wait context, or (binding
--- without ufl.timerfd) a tick the loop checks against m.clock().
+-- Arms the policy's timer: a timerfd in the wait context.
 local function start_timer(self, ms)
   self.timer_ms = ms
-  if ufl.timerfd then
-    local t, msg, errno = ufl.timerfd(ms)
-    if not t then
-      return report(self, "timerfd", msg, errno)
-    end
-    local ok, wmsg, werr = self:watch(t, on_timer_ready)
-    if not ok then
-      t:close()
-      return report(self, "timerfd", wmsg, werr)
-    end
-    self.timer, self.timer_rec = t, self.watches[t]
-  else
-    self.next_tick = self.clock() + ms
+  local t, msg, errno = ufl.timerfd(ms)
+  if not t then
+    return report(self, "timerfd", msg, errno)
   end
-end
-
-local function check_soft_timer(self)
-  local due = self.next_tick
-  if not due then
-    return
+  local ok, wmsg, werr = self:watch(t, on_timer_ready)
+  if not ok then
+    t:close()
+    return report(self, "timerfd", wmsg, werr)
   end
-  local now = self.clock()
-  if now < due then
-    return
-  end
-  local n = floor((now - due) / self.timer_ms) + 1
-  self.next_tick = due + n * self.timer_ms
-  if wants_gc(hook(self, "on_timer", n)) then
-    self.want_gc = true
-  end
+  self.timer, self.timer_rec = t, self.watches[t]
 end
 
 --- Replaces the policy (a table, or a name or path for policy.load).
@@ -721,10 +680,6 @@ local function wait_timeout(self, timeout)
   if timeout == nil then
     timeout = rawget(self.policy, "idle_ms") or DEFAULT_WAIT_MS
   end
-  if self.next_tick then
-    local left = math_max(0, self.next_tick - self.clock())
-    timeout = timeout < 0 and left or math_min(timeout, left)
-  end
   if self.nparked > 0 and (timeout < 0 or timeout > PARKED_WAIT_MS) then
     timeout = PARKED_WAIT_MS
   end
@@ -799,11 +754,7 @@ function Monitor:step(timeout_ms)
     n = 0
   end
   self.timed_out = n == 0
-  if n == 0 and timeout > 0 then
-    self.add_sleep(timeout)
-  end
   local active = n > 0 and dispatch_ready(self, n)
-  check_soft_timer(self)
   if self.nparked > 0 then
     retry_parked(self)
   end

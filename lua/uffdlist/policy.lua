@@ -136,19 +136,15 @@ function M.prepare(p)
   return p
 end
 
+-- A ready policy is a module: require finds an embedding host's
+-- package.preload copy first, then the installed file.
 local function load_ready(name)
-  local modname = "uffdlist.policy." .. name
-  local path = package.searchpath(modname, package.path)
-  if path then
-    return loadfile(path)
+  local ok, ctor = pcall(require, "uffdlist.policy." .. name)
+  if not ok then
+    return nil, "no ready policy '" .. name .. "': " .. tostring(ctor)
   end
-  -- embedded hosts may preload the ready policies instead
-  local ok, ctor = pcall(require, modname)
-  if ok then
-    M.jit_off(ctor)
-    return function() return ctor end
-  end
-  return nil, "no ready policy '" .. name .. "'"
+  M.jit_off(ctor)
+  return function() return ctor end
 end
 
 local function load_user(path)
