@@ -179,3 +179,12 @@ fuzz-smoke: $(FUZZ_BIN)
 	cp spec/fuzz/corpus/* $(B)/fuzz/smoke/
 	./$(FUZZ_BIN) $(FUZZ_RUN) -seed=1 -runs=$(FUZZ_RUNS) $(FUZZ_ARGS) \
 	  $(B)/fuzz/smoke spec/fuzz/regress
+
+# ---- soak: hundreds of hot-plugged processes through the VM host ---------
+#   make soak [SOAK_ARGS="--hotplug 300 --duration 30 --mem 64 --policy threshold"]
+# tools/soak.sh prints the figures and fails on a mismatch, an fd leak or
+# RSS growth past its bounds (see the script for SOAK_MAX_ANON_GROWTH_KB).
+SOAK_ARGS ?= --hotplug 300 --duration 30 --mem 64 --policy threshold
+
+soak: deps all $(VM_BIN)
+	SOAK_BIN=./$(VM_BIN) SOAK_ARGS="$(SOAK_ARGS)" sh tools/soak.sh

@@ -579,6 +579,18 @@ local function start(s)
   s.main_pid = assert(vm.start())
   s.fd_base = vm.count_fds()
   s.tty = vm.isatty(2)
+  s.r.fds_start = s.fd_base
+  collectgarbage("collect")
+  s.r.rss_start_kb, s.r.rss_anon_start_kb = vm.rss_kb()
+  s.r.lua_start_kb = collectgarbage("count")
+end
+
+-- RSS at the end of the run, before anything is closed (VmRSS counts the
+-- swap file's pages the fills read; RssAnon is the monitor's own memory).
+local function note_rss_end(s)
+  collectgarbage("collect")
+  s.r.rss_end_kb, s.r.rss_anon_end_kb = vm.rss_kb()
+  s.r.lua_end_kb = collectgarbage("count")
 end
 
 --- Runs the demo with the host's flags (vm.config()); returns the exit
@@ -604,6 +616,7 @@ function M.run(cfg)
     io.stderr:write("\r\27[K")
   end
   finish_report(s, m)
+  note_rss_end(s)
   collect_fd_counts(s, m, s.list)
   local rc = check(s)
   if cfg.json then

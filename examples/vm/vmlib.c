@@ -38,6 +38,8 @@
  *                       then reaps every child (blocks until they are gone)
  *   vm.has_children() -> whether any child is left, reaped or not
  *   vm.count_fds()   -> number of fds open in this process
+ *   vm.rss_kb()      -> resident set size of this process in KiB: VmRSS,
+ *                       RssAnon (of /proc/self/status) / nil, msg, errno
  *   vm.now()         -> seconds, CLOCK_MONOTONIC (a double, ns resolution)
  *   vm.isatty(fd)    -> boolean
  */
@@ -611,6 +613,28 @@ static int l_count_fds(lua_State *L)
 	return 1;
 }
 
+static int l_rss_kb(lua_State *L)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	char line[256];
+	long rss = -1, anon = -1, v;
+
+	if (!f)
+		return pusherror(L, "/proc/self/status", errno);
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "VmRSS: %ld kB", &v) == 1)
+			rss = v;
+		else if (sscanf(line, "RssAnon: %ld kB", &v) == 1)
+			anon = v;
+	}
+	fclose(f);
+	if (rss < 0 || anon < 0)
+		return pusherror(L, "/proc/self/status: no VmRSS", ENOENT);
+	lua_pushinteger(L, rss);
+	lua_pushinteger(L, anon);
+	return 2;
+}
+
 static int l_now(lua_State *L)
 {
 	struct timespec ts;
@@ -632,7 +656,7 @@ static const luaL_Reg funcs[] = {
 	{ "read", l_read },         { "reply_go", l_reply_go },
 	{ "close", l_close },       { "reap", l_reap },
 	{ "kill_all", l_kill_all }, { "count_fds", l_count_fds },
-	{ "has_children", l_has_children },
+	{ "has_children", l_has_children }, { "rss_kb", l_rss_kb },
 	{ "now", l_now },           { "isatty", l_isatty },
 	{ NULL, NULL }
 };
