@@ -307,7 +307,9 @@ describe("monitor", function()
       fill = scripted_fill(setmetatable({}, { __index = function()
         return { nil, "memory map changing", EAGAIN }
       end }))
-      new_monitor{ retry_timeout_ms = 50, clock = function() return now end }
+      local woken = {}
+      new_monitor{ retry_timeout_ms = 50, clock = function() return now end,
+        wake = function(_, addr) woken[#woken + 1] = addr; return true end }
       local u = static_uffds(1)[1]
       w:push_faults(u, 1, BASE)
       m:step(0)
@@ -322,6 +324,21 @@ describe("monitor", function()
       assert.equal(EAGAIN, errors[1].errno)
       assert.matches("0x7f0000000000", errors[1].msg)
       assert.equal(1, m.stats.retry_timeouts)
+      assert.same({ BASE }, woken) -- its thread retries, not blocked for ever
+    end)
+
+    it("wakes the faulting thread when its fill fails", function()
+      local woken = {}
+      fill = scripted_fill{ { nil, "copy: No such file or directory", 2 } }
+      new_monitor{ wake = function(u, addr, len)
+        woken[#woken + 1] = { u = u, addr = addr, len = len }
+        return true
+      end }
+      local u = static_uffds(1)[1]
+      w:push_faults(u, 1, BASE)
+      m:step(0)
+      assert.equal("fill", errors[1].what)
+      assert.same({ { u = u, addr = BASE, len = PS } }, woken)
     end)
 
     it("never spins while a fault is parked", function()

@@ -457,6 +457,16 @@ local function wake(self, u, addr, len)
   return FAILED
 end
 
+-- A fault that could not be filled: its thread is woken so that it
+-- retries the access instead of staying blocked for ever — it faults again
+-- (a new event) or, if the range is gone (munmap), gets SIGSEGV as it
+-- would without userfaultfd.
+local function give_up(self, u, addr, len, what, msg, errno)
+  report(self, what, msg, errno)
+  self.wake(u, addr, len)
+  return FAILED
+end
+
 local function count_served(self, fill)
   local st = self.stats
   if fill == zero_fill then
@@ -531,8 +541,7 @@ function Monitor:serve(u, ev, fill)
   elseif how == BUSY then
     return park(self, u, a, len, fill)
   elseif how == FAILED then
-    report(self, "fill", msg, errno)
-    return FAILED
+    return give_up(self, u, a, len, "fill", msg, errno)
   end
   if how == GONE then
     return gone(self)
@@ -636,13 +645,13 @@ local function retry_one(self, rec)
   elseif how == GONE then
     self.stats.skipped_gone = self.stats.skipped_gone + 1
   elseif how == FAILED then
-    report(self, "fill", msg, errno)
+    give_up(self, u, a, len, "fill", msg, errno)
   elseif self.clock() < rec.deadline then
     rec.addr, rec.len = a, len
     return false
   else
     self.stats.retry_timeouts = self.stats.retry_timeouts + 1
-    report(self, "retry_timeout", string.format(
+    give_up(self, u, a, len, "retry_timeout", string.format(
       "fault at 0x%x: memory map still changing after %g ms", a,
       self.retry_timeout_ms), EAGAIN)
   end
