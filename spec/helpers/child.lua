@@ -20,8 +20,9 @@ local child = {}
 
 local UNDER_VALGRIND = os.getenv("UFFDLIST_UNDER_VALGRIND") ~= nil
 
-local function leave(code, status_fd)
+local function leave(code, status_fd, sock)
   if UNDER_VALGRIND then
+    unistd.close(sock) -- the parent sees EOF as if we had exited
     unistd.write(status_fd, string.char(code))
     while true do unistd.sleep(1) end -- until reap kills it
   end
@@ -37,7 +38,7 @@ function child.spawn(fn)
     unistd.close(status_r)
     local ok, res = pcall(fn, b)
     if not ok then io.stderr:write("child error: ", tostring(res), "\n") end
-    leave(ok and (res and 0 or 1) or 2, status_w)
+    leave(ok and (res and 0 or 1) or 2, status_w, b)
   end
   unistd.close(b)
   unistd.close(status_w)
