@@ -1,7 +1,6 @@
 --- Fakes for monitor and policy specs, after the reference's
--- FakeDeadUffdChecker: fake uffds are eventfds (ufl.eventfd) or, with a
--- binding that has none yet, pipes (lua-posix) adopted with
--- {check=false}.  They support epoll and close only; their events come
+-- FakeDeadUffdChecker: fake uffds are eventfds (ufl.eventfd) adopted with
+-- {check=false, own=false}.  They support epoll and close only; their events come
 -- from a Lua queue through `world.read_events`, which a monitor takes as
 -- its events source (m.read_events).
 --
@@ -27,65 +26,40 @@ Signal.__index = Signal
 
 local function new_signal()
   local s = setmetatable({ readable = false }, Signal)
-  if ufl.eventfd then
-    s.ev = assert(ufl.eventfd())
-    s.rfd = s.ev:fd()
-  else
-    local unistd = require "posix.unistd"
-    s.rfd, s.wfd = assert(unistd.pipe())
-  end
+  s.ev = assert(ufl.eventfd())
   return s
 end
 
 function Signal:fd()
-  return self.rfd
+  return self.ev:fd()
 end
 
 function Signal:poke()
-  if self.readable then
-    return
-  end
-  self.readable = true
-  if self.ev then
+  if not self.readable then
+    self.readable = true
     assert(self.ev:write(1))
-  else
-    assert(require("posix.unistd").write(self.wfd, "x"))
   end
 end
 
 -- Only while the fd is still ours: after a list closed the fake uffd, its
 -- number may belong to another file.
 function Signal:drain(still_open)
-  if not self.readable or not still_open then
-    return
-  end
-  self.readable = false
-  if self.ev then
+  if self.readable and still_open then
+    self.readable = false
     self.ev:read()
-  else
-    require("posix.unistd").read(self.rfd, 1)
   end
 end
 
--- Closes what the signal owns.  Behind a fake uffd (s.uffd set) the read
--- end is the uffd's (a pipe's, owned) or borrowed by it (an eventfd): the
--- eventfd is closed only once the uffd is.
+-- Closes the eventfd; behind a fake uffd (s.uffd set), which borrows it,
+-- only once that uffd is closed.
 function Signal:close()
   if self.closed then
     return
   end
-  self.closed = true
   local u = self.uffd
-  if self.ev then
-    if not u or u:is_closed() then
-      self.ev:close()
-    end
-  else
-    local unistd = require "posix.unistd"
-    unistd.close(self.wfd)
-    if not u then
-      unistd.close(self.rfd)
-    end
+  if not u or u:is_closed() then
+    self.closed = true
+    self.ev:close()
   end
 end
 
@@ -128,8 +102,7 @@ end
 --- A new fake uffd (epoll and close only).
 function World:uffd()
   local s = new_signal()
-  local opts = { check = false, own = s.ev == nil }
-  local u = assert(ufl.adopt(s:fd(), opts))
+  local u = assert(ufl.adopt(s:fd(), { check = false, own = false }))
   s.uffd = u
   self.signals[u] = s
   self.queues[u] = { first = 1, last = 0 }
