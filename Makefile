@@ -165,6 +165,7 @@ FUZZ_RUN      = -max_len=100 -timeout=10 -print_final_stats=1 \
 .PHONY: fuzz-smoke
 
 $(FUZZ_BIN): $(FUZZ_SRC) src/uffdlist.h
+	@sh tools/install-deps.sh clang libclang-rt-14-dev
 	@mkdir -p $(B)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -D_GNU_SOURCE -Isrc -o $@ $(FUZZ_SRC)
 
@@ -188,3 +189,17 @@ SOAK_ARGS ?= --hotplug 300 --duration 30 --mem 64 --policy threshold
 
 soak: deps all $(VM_BIN)
 	SOAK_BIN=./$(VM_BIN) SOAK_ARGS="$(SOAK_ARGS)" sh tools/soak.sh
+
+# ---- benchmarks: `make bench` [BENCH_ARGS="--children 4 --pages 4096 --runs 5"]
+# bench/fault_loop.c serves real page faults of forked children: a raw C
+# loop, then (embedding LuaJIT) bench/fault_loop.lua's binding loop and the
+# monitor loop; prints median ns/fault and the ratios to the C loop.
+BENCH_BIN  = $(B)/fault_loop
+BENCH_ARGS ?=
+
+$(BENCH_BIN): bench/fault_loop.c $(LUA_OBJ) $(CORE_A) $(HDRS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -I$(LUA_INCDIR) $(LDFLAGS) \
+	  -o $@ bench/fault_loop.c $(LUA_OBJ) $(CORE_A) $(LUA_LIBS)
+
+bench: all $(BENCH_BIN)
+	./$(BENCH_BIN) --lua bench/fault_loop.lua $(BENCH_ARGS)
