@@ -202,3 +202,28 @@ describe("real kernel", function()
     ctx:close(); u:close(); map:close()
   end)
 end)
+
+describe("hot path", function()
+  -- design.md: no allocation inside wait or event reads.  Counted in
+  -- bytes of Lua heap with the collector stopped (not timed).
+  it("read_events, wait and get allocate nothing once their tables exist", function()
+    local u = assert(ufl.create())
+    local ctx = assert(ufl.waitctx())
+    local list = assert(ufl.list(assert(ufl.create()), { register = function() return true end,
+      is_dead = function() return false end, reset = function() return true end }, ctx))
+    local out, ready = {}, {}
+    local function round()
+      u:read_events(out)
+      list:wait(0, ready)
+      list:get(1)
+    end
+    for _ = 1, 100 do round() end
+    collectgarbage(); collectgarbage("stop")
+    local before = collectgarbage("count")
+    for _ = 1, 10000 do round() end
+    local per_round = (collectgarbage("count") - before) * 1024 / 10000
+    collectgarbage("restart")
+    assert.is_true(per_round < 1, ("%.1f bytes per round"):format(per_round))
+    list:close(); ctx:close(); u:close()
+  end)
+end)

@@ -597,6 +597,10 @@ static int convert_events(lua_State *L)
 	return 0;
 }
 
+/* Registry key of the one convert_events closure: pushing a C function
+ * makes a new closure each time, an allocation per read on the hot path. */
+static const char convert_events_key = 'c';
+
 /***
  * Reads the pending messages (one read(2), up to max).
  * @function uffd:read_events
@@ -631,7 +635,8 @@ static int m_read_events(lua_State *L)
 	/* Everything the conversion needs is pushed before the read: from
 	 * the read on, nothing may raise outside the protected call. */
 	luaL_checkstack(L, 8, NULL);
-	lua_pushcfunction(L, convert_events);
+	lua_pushlightuserdata(L, (void *)&convert_events_key);
+	lua_rawget(L, LUA_REGISTRYINDEX);
 	lua_pushvalue(L, 1);
 	lua_pushvalue(L, 2);
 	lua_pushlightuserdata(L, &rc);
@@ -768,6 +773,9 @@ static const luaL_Reg functions[] = {
 
 void lufl_open_uffd(lua_State *L)
 {
+	lua_pushlightuserdata(L, (void *)&convert_events_key);
+	lua_pushcfunction(L, convert_events);
+	lua_rawset(L, LUA_REGISTRYINDEX);
 	lufl_newclass(L, LUFL_UFFD, methods, meta);
 	luaL_register(L, NULL, functions);
 }
