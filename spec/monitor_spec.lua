@@ -55,15 +55,7 @@ describe("monitor", function()
     return m
   end
 
-  local function static_uffds(n)
-    local us = {}
-    for i = 1, n do
-      us[i] = w:uffd()
-      m:register(us[i])
-    end
-    m:set_num_static_devices(n)
-    return us
-  end
+  local function static_uffds(n) return w:static_uffds(m, n) end
 
   before_each(function()
     w = fake.new()

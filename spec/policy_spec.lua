@@ -31,15 +31,7 @@ describe("policy", function()
   end
 
   -- n static uffds, then set_num_static_devices(n)
-  local function static_uffds(n)
-    local us = {}
-    for i = 1, n do
-      us[i] = w:uffd()
-      m:register(us[i])
-    end
-    m:set_num_static_devices(n)
-    return us
-  end
+  local function static_uffds(n) return w:static_uffds(m, n) end
 
   local function register_dynamic(n, dead)
     for _ = 1, n do

@@ -110,6 +110,18 @@ function World:uffd()
   return u
 end
 
+--- n new fake uffds registered through monitor m as static devices, then
+-- m:set_num_static_devices(n).
+function World:static_uffds(m, n)
+  local us = {}
+  for i = 1, n do
+    us[i] = self:uffd()
+    m:register(us[i])
+  end
+  m:set_num_static_devices(n)
+  return us
+end
+
 --- The checker will call u dead.
 function World:mark_dead(u)
   self.dead[u] = true
