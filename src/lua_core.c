@@ -173,7 +173,10 @@ int lufl_pusherror(lua_State *L, const char *what, int err)
 	/* err is a value the caller already holds: nothing below can change
 	 * what it says, even though the Lua calls may clobber errno. */
 	lua_pushnil(L);
-	lua_pushfstring(L, "%s: %s", what, strerror(err));
+	/* Every ESRCH here is a uffd whose process exited or exec'd (the core
+	 * maps register's ENOMEM to it too): crosvm's "process gone". */
+	lua_pushfstring(L, "%s: %s", what,
+			err == ESRCH ? "process gone" : strerror(err));
 	lua_pushinteger(L, err);
 	return 3;
 }

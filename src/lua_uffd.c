@@ -44,18 +44,6 @@ struct lufl_uffd *lufl_uffd_checkopen(lua_State *L, int idx)
 	return x;
 }
 
-/* ESRCH is the crosvm-named "process gone" for every range operation. */
-static int push_uffd_error(lua_State *L, const char *what, int err)
-{
-	if (err == ESRCH) {
-		lua_pushnil(L);
-		lua_pushfstring(L, "%s: process gone", what);
-		lua_pushinteger(L, err);
-		return 3;
-	}
-	return lufl_pusherror(L, what, err);
-}
-
 /* The outcome of a fill (copy, zeropage, continue): see doc/lua-api.md. */
 static int push_fill(lua_State *L, const char *what, ssize_t r, size_t len)
 {
@@ -81,7 +69,7 @@ static int push_fill(lua_State *L, const char *what, ssize_t r, size_t len)
 		lua_pushinteger(L, (int)-r);
 		return 3;
 	}
-	return push_uffd_error(L, what, (int)-r);
+	return lufl_pusherror(L, what, (int)-r);
 }
 
 /* ENOTTY from adopt/recv means "not a userfaultfd": say so. */
@@ -302,7 +290,7 @@ static int m_register(lua_State *L)
 	int r = ufl_uffd_register(&x->u, start, len, mode, &ioctls);
 
 	if (r < 0)
-		return push_uffd_error(L, "register", -r);
+		return lufl_pusherror(L, "register", -r);
 	lufl_pushu64(L, ioctls);
 	return 1;
 }
@@ -315,7 +303,7 @@ static int m_unregister(lua_State *L)
 	int r = ufl_uffd_unregister(&x->u, start, len);
 
 	if (r < 0)
-		return push_uffd_error(L, "unregister", -r);
+		return lufl_pusherror(L, "unregister", -r);
 	lua_pushboolean(L, 1);
 	return 1;
 }
@@ -388,7 +376,7 @@ static int m_wake(lua_State *L)
 	int r = ufl_uffd_wake(&x->u, start, len);
 
 	if (r < 0)
-		return push_uffd_error(L, "wake", -r);
+		return lufl_pusherror(L, "wake", -r);
 	lua_pushboolean(L, 1);
 	return 1;
 }
@@ -402,7 +390,7 @@ static int m_writeprotect(lua_State *L)
 	int r = ufl_uffd_writeprotect(&x->u, start, len, protect, wake);
 
 	if (r < 0)
-		return push_uffd_error(L, "writeprotect", -r);
+		return lufl_pusherror(L, "writeprotect", -r);
 	lua_pushboolean(L, 1);
 	return 1;
 }
