@@ -27,8 +27,8 @@ local pairs, setmetatable, rawget = pairs, setmetatable, rawget
 local math_min, math_max, floor = math.min, math.max,
   math.floor
 
-local ESRCH, EEXIST, EAGAIN = ufl.errno.ESRCH, ufl.errno.EEXIST,
-  ufl.errno.EAGAIN
+local ESRCH, EAGAIN = ufl.errno.ESRCH, ufl.errno.EAGAIN
+local outcome = ufl.outcome
 
 local DEFAULT_WAIT_MS = 100
 local PARKED_WAIT_MS = 1     -- small but never 0: parked faults must not spin
@@ -423,20 +423,20 @@ local DONE, EXISTS, GONE, BUSY, FAILED = "done", "exists", "gone", "parked",
 -- Returns the outcome, and for BUSY/FAILED the range left, msg, errno.
 local function fill_range(self, fill, u, addr, len)
   while true do
-    local n, msg, errno, count = fill(u, addr, len)
-    if n then
+    local how, _, msg, errno, count = outcome(fill(u, addr, len))
+    if how == "done" then
       return DONE
-    elseif errno == EAGAIN and count and count > 0 then
+    elseif how == "partial" then
       self.stats.partial = self.stats.partial + 1
       if count >= len then
         return DONE
       end
       addr, len = addr + count, len - count
-    elseif errno == ESRCH then
+    elseif how == "process_gone" then
       return GONE
-    elseif errno == EEXIST then
+    elseif how == "page_exists" then
       return EXISTS
-    elseif errno == EAGAIN then
+    elseif how == "map_changing" then
       return BUSY, addr, len
     else
       return FAILED, addr, len, msg, errno
