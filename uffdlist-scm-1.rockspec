@@ -30,6 +30,7 @@ build = {
             "src/checker.c", "src/uffd_list.c",
             "src/lua_core.c", "src/lua_uffd.c", "src/lua_waitctx.c",
             "src/lua_checker.c", "src/lua_list.c", "src/lua_mapping.c",
+            "src/lua_fds.c",
          },
          defines = { "_GNU_SOURCE" },
          incdirs = { "src" },

@@ -451,6 +451,7 @@ int luaopen_uffdlist_core(lua_State *L)
 	lufl_open_checker(L);
 	lufl_open_list(L);
 	lufl_open_mapping(L);
+	lufl_open_fds(L);
 	setconsts(L, constants);
 	lua_newtable(L);
 	setconsts(L, errnos);
