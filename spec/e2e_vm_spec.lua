@@ -212,6 +212,26 @@ describe("uffdlist-vm end to end #luajit", function()
       assert.truthy(out:match("exit=2"))
     end)
 
+    it("stops a runaway policy hook and still serves the VM, then fails the run", function()
+      assert.is_true(build())
+      local path = os.tmpname()
+      local f = assert(io.open(path, "wb"))
+      f:write([[return { on_register = function(_u, dynamic)
+        if dynamic then while true do end end end }]])
+      f:close()
+      local code, r, host = run_vm(path)
+      os.remove(path)
+      assert.are.equal(1, code)          -- errors make the run fail...
+      assert.is_not_nil(r)
+      assert.are.equal(0, r.mismatches)  -- ...but nothing hung or went wrong
+      assert.is_true(r.verified > 0)
+      assert.is_true(r.errors >= 1)
+      for _, msg in ipairs(r.error_messages) do
+        assert.truthy(msg:match("policy hook 'on_register' exceeded %d+ ms"))
+      end
+      assert.are.equal("", pgrep("-P", host))
+    end)
+
     it("fails on an unknown policy, leaving nothing behind", function()
       assert.is_true(build())
       local code, r, host = run_vm("no_such_policy")
