@@ -26,6 +26,17 @@ local function scripted_fill(script)
   return f
 end
 
+-- A fill that meets "memory map changing" (EAGAIN) on every call until
+-- done() is true, then succeeds.
+local function changing_until(done)
+  return scripted_fill(setmetatable({}, { __index = function()
+    return function(_, len)
+      if done() then return len end
+      return nil, "memory map changing", EAGAIN
+    end
+  end }))
+end
+
 -- A proxy of the list that records wait timeouts.
 local function spy_waits(m)
   local real, timeouts = m.list, {}
@@ -247,12 +258,7 @@ describe("monitor", function()
 
     it("parks a fault on EAGAIN, reads the uffd's REMOVE, retries", function()
       local removed = false
-      fill = scripted_fill(setmetatable({}, { __index = function()
-        return function(_, len)
-          if removed then return len end
-          return nil, "memory map changing", EAGAIN
-        end
-      end }))
+      fill = changing_until(function() return removed end)
       new_monitor{ batch = 1, handlers = {
         remove = function() removed = true end } }
       local timeouts = spy_waits(m)
@@ -274,12 +280,7 @@ describe("monitor", function()
 
     it("reads the events of a parked uffd the wait did not report", function()
       local removed = false
-      fill = scripted_fill(setmetatable({}, { __index = function()
-        return function(_, len)
-          if removed then return len end
-          return nil, "memory map changing", EAGAIN
-        end
-      end }))
+      fill = changing_until(function() return removed end)
       new_monitor{ handlers = { remove = function() removed = true end } }
       local u = static_uffds(1)[1]
       w:push_faults(u, 1, BASE)
