@@ -21,6 +21,8 @@
 -- warm-up on, so collectgarbage("count") only grows by what was allocated.
 
 local ufl = require "uffdlist"
+if os.getenv("BENCH_JITOFF") then jit.off() end
+if os.getenv("BENCH_JV") then require("jit.v").on(os.getenv("BENCH_JV")) end
 local monitor = require "uffdlist.monitor"
 
 local collectgarbage, error, tostring = collectgarbage, error, tostring
