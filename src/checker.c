@@ -7,8 +7,8 @@
  * (no POLLHUP).  So we probe: a page mapped MAP_SHARED in the process that
  * creates the checker exists, at the same address, in every process forked
  * later; it is registered on each dynamic uffd, and UFFDIO_ZEROPAGE on it
- * tells dead (ESRCH) from alive (success, or EEXIST once the shared page is
- * populated).
+ * tells dead (ESRCH) from alive (EEXIST: the shared page is populated when
+ * the checker opens; success if a device freed it with MADV_REMOVE).
  */
 #include <errno.h>
 #include <sys/mman.h>
@@ -24,6 +24,11 @@ int ufl_dead_checker_open(struct ufl_dead_checker *c)
 
 	if (p == MAP_FAILED)
 		return -errno;
+	/* Populated once, here: every probe of a live uffd then fails with
+	 * EEXIST (the shmem page is in the page cache: mm/shmem.c
+	 * shmem_mfill_atomic_pte -> shmem_add_to_page_cache) instead of
+	 * filling it, so no probe ever leaves anything to free; see reset. */
+	*(volatile unsigned char *)p = 0;
 	c->page = p;
 	c->page_size = (size_t)ps;
 	return 0;
@@ -52,15 +57,19 @@ int ufl_dead_checker_is_dead(struct ufl_dead_checker *c, struct ufl_uffd *u)
 	return r == -ESRCH;
 }
 
-/* Frees the populated page so the next probe can fill it again; without it
- * every probe after the first would just see EEXIST, which is fine, but the
- * page would stay allocated.  The monitor's own mapping of the page is not
- * registered on any uffd, so this raises no UFFD_EVENT_REMOVE. */
+/* Nothing to do: the page is populated from open on, so no probe fills
+ * it (crosvm frees it with MADV_REMOVE after each gc).  Freeing it is not
+ * O(1): the hole punch unmaps the page from every process that maps it
+ * (mm/shmem.c shmem_fallocate -> unmap_mapping_range walks the file's
+ * i_mmap tree), i.e. from every device process forked since the checker
+ * was opened — 330 us with 1,000 devices, milliseconds with 10,000
+ * (bench/README.md, collect_one and gc_pause), paid by every
+ * gc{only} and gc{budget} step. */
 int ufl_dead_checker_reset(struct ufl_dead_checker *c)
 {
 	if (!c->page)
 		return -EBADF;
-	return madvise(c->page, c->page_size, MADV_REMOVE) == 0 ? 0 : -errno;
+	return 0;
 }
 
 void ufl_dead_checker_close(struct ufl_dead_checker *c)

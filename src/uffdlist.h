@@ -242,14 +242,16 @@ extern const struct ufl_checker_ops ufl_dead_checker_ops;
 int ufl_dead_checker_open(struct ufl_dead_checker *c);
 /* UFFDIO_REGISTER (MISSING) of the page on the uffd: the uffd needs
  * UFFD_FEATURE_MISSING_SHMEM.  -EDEADLK for a uffd of the calling process:
- * reset's MADV_REMOVE would then wait for its own REMOVE event to be read
- * (fs/userfaultfd.c: userfaultfd_remove) and never return. */
+ * its own accesses to the page (or an MADV_REMOVE of it) would then wait
+ * for itself (fs/userfaultfd.c: handle_userfault, userfaultfd_remove). */
 int ufl_dead_checker_register(struct ufl_dead_checker *c, struct ufl_uffd *u);
 /* UFFDIO_ZEROPAGE(DONTWAKE) on the page: ESRCH means dead (1); success,
  * EEXIST, EAGAIN and any other error mean alive (0), as crosvm does:
  * a uffd is never called dead on a doubt. */
 int ufl_dead_checker_is_dead(struct ufl_dead_checker *c, struct ufl_uffd *u);
-/* MADV_REMOVE of the page, so the next probe can populate it again. */
+/* 0 (-EBADF once closed), and nothing else: the page is populated at open
+ * and kept, so probes never fill it and there is nothing to free (an
+ * MADV_REMOVE costs O(processes mapping the page): src/checker.c). */
 int ufl_dead_checker_reset(struct ufl_dead_checker *c);
 void ufl_dead_checker_close(struct ufl_dead_checker *c);
 struct ufl_checker ufl_dead_checker_iface(struct ufl_dead_checker *c);
