@@ -492,7 +492,8 @@ static int kind_of(uint8_t event)
  * held an event of another kind has every field cleared first.  Runs in
  * a C function with the upnames upvalues.
  */
-static void fill_events(lua_State *L, struct readcall *rc, int forkbase)
+static int fill_events(lua_State *L, struct readcall *rc, int forkbase,
+			bool plain)
 {
 	struct uffd_msg *m = rc->x->buf;
 	int i, fork = forkbase;
@@ -503,6 +504,8 @@ static void fill_events(lua_State *L, struct readcall *rc, int forkbase)
 		lua_rawgeti(L, 2, i + 1);
 		if (!lua_istable(L, -1)) {
 			lua_pop(L, 1);
+			if (plain)
+				return -1;   /* creating one may collect */
 			lua_createtable(L, 0, 8);
 			lua_pushvalue(L, -1);
 			lua_rawseti(L, 2, i + 1);
@@ -566,6 +569,7 @@ static void fill_events(lua_State *L, struct readcall *rc, int forkbase)
 		lua_pop(L, 1);
 	}
 	lufl_truncate(L, 2, rc->n + 1);
+	return 0;
 }
 
 /*
@@ -606,34 +610,19 @@ static int convert_events(lua_State *L)
 		nu->u.features = rc->x->u.features;
 		nu->u.ioctls = rc->x->u.ioctls;
 	}
-	fill_events(L, rc, forkbase);
+	fill_events(L, rc, forkbase, false);
 	return 0;
 }
 
-/*
- * The fast path: no fork event, and out[1..n] are tables already (the
- * steady state of a loop that reuses its tables).  Then the conversion
- * creates nothing: it pushes upvalues, numbers and booleans and sets
- * fields (lua_rawset may grow a table, and so raise out of memory, but
- * runs no collection step, so no finalizer can re-enter), and no fd can
- * leak: it runs without lua_pcall and without the re-entry guard.
- */
-static bool convert_is_plain(lua_State *L, const struct readcall *rc)
+/* The fast path's condition: no fork event in the batch. */
+static bool has_fork(const struct readcall *rc)
 {
 	int i;
 
-	for (i = 0; i < rc->n; i++) {
-		bool t;
-
+	for (i = 0; i < rc->n; i++)
 		if (rc->x->buf[i].event == UFFD_EVENT_FORK)
-			return false;
-		lua_rawgeti(L, 2, i + 1);
-		t = lua_istable(L, -1);
-		lua_pop(L, 1);
-		if (!t)
-			return false;
-	}
-	return true;
+			return true;
+	return false;
 }
 
 /* Registry key of the one convert_events closure: pushing a C function
@@ -678,8 +667,17 @@ static int m_read_events(lua_State *L)
 	if (n < 0)
 		return lufl_pusherror(L, "read_events", (int)-n);
 	rc.n = (int)n;
-	if (convert_is_plain(L, &rc)) {
-		fill_events(L, &rc, lua_gettop(L) + 1);
+	/*
+	 * The fast path: no fork event, and out[1..n] are tables already (the
+	 * steady state of a loop that reuses its tables).  Then the
+	 * conversion creates nothing: it pushes upvalues, numbers and
+	 * booleans and sets fields (lua_rawset may grow a table, and so raise
+	 * out of memory, but runs no collection step, so no finalizer can
+	 * re-enter), and no fd can leak: no lua_pcall, no re-entry guard.  It
+	 * stops at the first out[i] that is no table (what it filled is
+	 * filled again by the protected path).
+	 */
+	if (!has_fork(&rc) && fill_events(L, &rc, 0, true) == 0) {
 		lua_pushinteger(L, (lua_Integer)n);
 		lua_pushvalue(L, 2);
 		return 2;
