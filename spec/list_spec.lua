@@ -695,3 +695,36 @@ describe("one list per uffd, whatever a checker callback does", function()
     assert.is_false(u[1]:is_closed())
   end)
 end)
+
+describe("remove, quarantine, gc options: closed lists and collected uffds", function()
+  it("raise on a closed list", function()
+    list, checker, _, ctx = dynamic(1)
+    list:close()
+    for _, f in ipairs {
+      function() list:remove(2) end,
+      function() list:quarantine(1) end,
+      function() list:is_quarantined(1) end,
+      function() list:gc { budget = 1 } end,
+      function() list:gc { only = { 1 } } end,
+    } do
+      assert.has_error(f, "attempt to use a closed uffdlist.list")
+    end
+  end)
+
+  it("a removed uffd dropped by Lua is closed by its __gc (the caller's now)", function()
+    local child = require "spec.helpers.child"
+    list, checker, _, ctx = dynamic(0)
+    local e = assert(ufl.eventfd())
+    local u = assert(ufl.adopt(assert(unistd.dup(e:fd())), { check = false }))
+    assert.is_true(list:register(u))
+    u = nil
+    collectgarbage(); collectgarbage()
+    local before = child.count_fds()
+    -- result dropped at once (in its own frame: no stack slot keeps it)
+    assert.is_true((function() return list:remove(2) ~= nil end)())
+    collectgarbage(); collectgarbage()
+    assert.are.equal(before - 1, child.count_fds())
+    assert.are.equal(1, #list)
+    e:close()
+  end)
+end)
