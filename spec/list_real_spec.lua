@@ -122,7 +122,7 @@ describe("list operations on real uffds", function()
       assert.is_true(list:register(us[k]))
     end
     -- a full first pass: all alive
-    local calls, more, n = 0, true, nil
+    local calls, more, n = 0, true
     while more do
       n, more = list:gc { budget = 1 }
       assert.are.equal(0, n)

@@ -47,6 +47,7 @@ local function fixture(n)
 end
 
 local list, checker, ctx
+local _ -- the fixture's unused results
 after_each(function()
   if list then list:close() end
   if ctx then ctx:close() end
@@ -284,6 +285,7 @@ describe("list:remove", function()
     for _, i in ipairs { 1, 2 } do
       r, msg, errno = list:remove(i)
       assert.is_nil(r)
+      assert.matches("not removable", msg)
       assert.are.equal(1, errno)
     end
     assert.are.equal(4, #list)
@@ -343,8 +345,7 @@ describe("list:remove", function()
   end)
 
   it("is refused from inside the list's own checker (busy), and so are quarantine and gc steps", function()
-    local u
-    list, checker, u, ctx = dynamic(2)
+    list, checker, _, ctx = dynamic(2)
     local errs = {}
     checker.is_dead = function()
       errs[1] = select(2, pcall(list.remove, list, 2))
@@ -517,7 +518,8 @@ describe("list:gc{budget = N}", function()
     assert.is_true(list:register(u[7]))
     local r1 = list:remove(3)               -- u[2]; u[7] moves into 3
     assert.are.equal(u[2], r1)
-    local n, more, total = 0, true, 0
+    local n, more, total
+    more, total = true, 0
     local steps = 0
     while more do
       n, more = list:gc { budget = 1 }
@@ -715,9 +717,10 @@ describe("remove, quarantine, gc options: closed lists and collected uffds", fun
     local child = require "spec.helpers.child"
     list, checker, _, ctx = dynamic(0)
     local e = assert(ufl.eventfd())
-    local u = assert(ufl.adopt(assert(unistd.dup(e:fd())), { check = false }))
-    assert.is_true(list:register(u))
-    u = nil
+    do -- u only in the list afterwards
+      local u = assert(ufl.adopt(assert(unistd.dup(e:fd())), { check = false }))
+      assert.is_true(list:register(u))
+    end
     collectgarbage(); collectgarbage()
     local before = child.count_fds()
     -- result dropped at once (in its own frame: no stack slot keeps it)
