@@ -278,5 +278,5 @@ void lufl_open_fds(lua_State *L)
 {
 	lufl_newclass(L, LUFL_EVENTFD, ev_methods, fo_meta);
 	lufl_newclass(L, LUFL_TIMERFD, tf_methods, fo_meta);
-	luaL_register(L, NULL, functions);
+	luaL_setfuncs(L, functions, 0);
 }
