@@ -218,6 +218,22 @@ static int m_fd(lua_State *L)
 	return 1;
 }
 
+/* events() -> "r", timeout() -> nil: with pollfd() (= fd()), cqueues'
+ * pollable protocol, so cqueues.poll(u) waits for the uffd's next event. */
+static int m_events(lua_State *L)
+{
+	lufl_uffd_checkopen(L, 1);
+	lua_pushliteral(L, "r");
+	return 1;
+}
+
+static int m_timeout(lua_State *L)
+{
+	lufl_uffd_checkopen(L, 1);
+	lua_pushnil(L);
+	return 1;
+}
+
 /* @treturn number features enabled (0 when unknown: adopted) */
 static int m_features(lua_State *L)
 {
@@ -723,6 +739,9 @@ static int m_tostring(lua_State *L)
 
 static const luaL_Reg methods[] = {
 	{ "fd", m_fd },
+	{ "pollfd", m_fd },
+	{ "events", m_events },
+	{ "timeout", m_timeout },
 	{ "features", m_features },
 	{ "ioctls", m_ioctls },
 	{ "origin", m_origin },
