@@ -3,7 +3,7 @@
 # that are missing.  Called by `make deps` (and so by `make test`, `make demo`).
 # Runs apt-get update once, and only when something is missing.
 set -eu
-need="luajit libluajit-5.1-dev lua-busted lua-posix lua-compat53-dev lua-cqueues lua-luv pkg-config make gcc $*"
+need="luajit libluajit-5.1-dev lua-busted lua-posix pkg-config make gcc $*"
 missing=""
 for p in $need; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
