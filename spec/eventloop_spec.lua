@@ -86,6 +86,8 @@ describe("pollable triple", function()
   it("the monitor's timeout() is the wait step() does: idle_ms, parked 1 ms", function()
     local m = monitor.new{ list = list, read_events = w.read_events }
     assert.equal(0.1, m:timeout())              -- no idle_ms: 100 ms
+    m:set_policy{ idle_ms = -1 }                -- step would wait forever
+    assert.is_nil(m:timeout())
     m:set_policy{ idle_ms = 250, on_idle = function() end }
     assert.equal(0.25, m:timeout())
     -- a fault meeting EAGAIN is parked: retried every 1 ms

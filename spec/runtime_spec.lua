@@ -71,6 +71,31 @@ describe("runtime " .. RUNTIME, function()
     end
   end)
 
+  -- luaL_testudata (the 5.2+ API the port uses) takes a light userdata
+  -- too; a host's debug.setmetatable can give one our metatable.
+  it("a light userdata with a class's metatable is not taken for an object", function()
+    if not debug.upvalueid then
+      pending("no light userdata from Lua here (debug.upvalueid): " .. RUNTIME)
+    end
+    local x = 1
+    local lud = debug.upvalueid(function() return x end, 1)
+    assert.equal("userdata", type(lud))
+    local old = debug.getmetatable(lud)
+    local u, e = new_uffd(), assert(ufl.eventfd())
+    local ctx = assert(ufl.waitctx())
+    for _, o in ipairs { u, e, ctx } do
+      local mt = getmetatable(o)
+      debug.setmetatable(lud, mt)
+      local ok, err = pcall(mt.__index.fd, lud)
+      debug.setmetatable(lud, old)
+      assert.is_false(ok)
+      assert.matches("expected, got", tostring(err))
+    end
+    u:close()
+    e:close()
+    ctx:close()
+  end)
+
   describe("<close> (5.4)", function()
     local function run(raise)
       if not IS54 then

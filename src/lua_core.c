@@ -32,18 +32,12 @@ void lufl_newclass(lua_State *L, const char *tname, const luaL_Reg *methods,
 
 void *lufl_testudata(lua_State *L, int idx, const char *tname)
 {
-	void *p;
-	int same;
-
+	/* Full userdata only: luaL_testudata (5.2+ API: LuaJIT 2.1 and
+	 * 5.3/5.4 have it, compat-5.3 gives 5.1) takes a light userdata too,
+	 * and debug.setmetatable can give those our metatable. */
 	if (lua_type(L, idx) != LUA_TUSERDATA)
 		return NULL;
-	p = lua_touserdata(L, idx);
-	if (!lua_getmetatable(L, idx))
-		return NULL;
-	lua_getfield(L, LUA_REGISTRYINDEX, tname);
-	same = lua_rawequal(L, -1, -2);
-	lua_pop(L, 2);
-	return same ? p : NULL;
+	return luaL_testudata(L, idx, tname);
 }
 
 const char *lufl_typename(lua_State *L, int idx)

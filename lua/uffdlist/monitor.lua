@@ -817,9 +817,14 @@ end
 
 --- Seconds an outer loop may wait before the next m:step(0): the wait
 -- m:step() itself would do (the policy's idle_ms, else 100 ms; 1 ms while
--- faults are parked), so on_idle and the parked-fault retries still run.
+-- faults are parked), so on_idle and the parked-fault retries still run;
+-- nil when step would wait until ready (a table policy's idle_ms < 0).
 function Monitor:timeout()
-  return wait_timeout(self, nil) / 1000
+  local ms = wait_timeout(self, nil)
+  if ms < 0 then
+    return nil
+  end
+  return ms / 1000
 end
 
 M.Monitor = Monitor
