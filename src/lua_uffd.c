@@ -218,22 +218,6 @@ static int m_fd(lua_State *L)
 	return 1;
 }
 
-/* events() -> "r", timeout() -> nil: with pollfd() (= fd()), cqueues'
- * pollable protocol, so cqueues.poll(u) waits for the uffd's next event. */
-static int m_events(lua_State *L)
-{
-	lufl_uffd_checkopen(L, 1);
-	lua_pushliteral(L, "r");
-	return 1;
-}
-
-static int m_timeout(lua_State *L)
-{
-	lufl_uffd_checkopen(L, 1);
-	lua_pushnil(L);
-	return 1;
-}
-
 /* @treturn number features enabled (0 when unknown: adopted) */
 static int m_features(lua_State *L)
 {
@@ -734,6 +718,22 @@ static int m_tostring(lua_State *L)
 		lua_pushliteral(L, LUFL_UFFD " (closed)");
 	else
 		lua_pushfstring(L, LUFL_UFFD " (fd %d)", x->u.fd);
+	return 1;
+}
+
+/* events() -> "r", timeout() -> nil: with pollfd() (= fd()), cqueues'
+ * pollable protocol, so cqueues.poll(u) waits for the uffd's next event. */
+static int m_events(lua_State *L)
+{
+	lufl_uffd_checkopen(L, 1);
+	lua_pushliteral(L, "r");
+	return 1;
+}
+
+static int m_timeout(lua_State *L)
+{
+	lufl_uffd_checkopen(L, 1);
+	lua_pushnil(L);
 	return 1;
 }
 
