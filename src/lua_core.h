@@ -40,6 +40,15 @@
 #include <compat-5.3.h>
 #endif
 
+/* The 5.1-only API does not exist in 5.3/5.4: refuse it in every build,
+ * so that a new use fails the LuaJIT `make test` too, not only CI's
+ * test-lua53/54 (use lua_{get,set}uservalue, luaL_setfuncs, lua_rawlen,
+ * lua_compare, lua_pcall, lufl_typeerror).  Macros defined above, such as
+ * compat-5.3's lua_getuservalue on 5.1, may still expand to them (GCC
+ * docs, "Pragmas": poison). */
+#pragma GCC poison lua_getfenv lua_setfenv luaL_register luaL_openlib \
+	lua_objlen lua_equal lua_lessthan lua_cpcall luaL_typerror
+
 #pragma GCC visibility push(hidden)
 #include "uffdlist.h"
 #pragma GCC visibility pop
