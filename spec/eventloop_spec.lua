@@ -53,7 +53,7 @@ describe("pollable triple", function()
     local e = assert(ufl.eventfd())
     local t = assert(ufl.timerfd(1000, true))
     local u = w:uffd()
-    local m = monitor.new{ list = list, read_events = w.read_events }
+    local m = monitor.new{ list = list, read_events = w.read_events, policy = {} }
     for _, o in ipairs { e, t, u, list, ctx } do
       assert.equal("r", o:events(), tostring(o))
       assert.is_nil(o:timeout(), tostring(o))
@@ -84,7 +84,7 @@ describe("pollable triple", function()
   end)
 
   it("the monitor's timeout() is the wait step() does: idle_ms, parked 1 ms", function()
-    local m = monitor.new{ list = list, read_events = w.read_events }
+    local m = monitor.new{ list = list, read_events = w.read_events, policy = {} }
     assert.equal(0.1, m:timeout())              -- no idle_ms: 100 ms
     m:set_policy{ idle_ms = -1 }                -- step would wait forever
     assert.is_nil(m:timeout())
@@ -145,7 +145,7 @@ describe("cqueues.poll", function()
 
   it_with(has_cq, "cqueues", "returns a uffd, a list, a waitctx and a monitor when ready", function()
     local u = w:uffd()
-    local m = monitor.new{ list = list, read_events = w.read_events }
+    local m = monitor.new{ list = list, read_events = w.read_events, policy = {} }
     m:set_num_static_devices(0)
     m:register(u)
     assert.equal(2, u:index())
