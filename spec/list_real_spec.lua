@@ -5,8 +5,10 @@
 -- still served; dead children collected by budgeted steps and by hints.
 -- (The fake-uffd specs of the same operations are in list_spec.lua.)
 local ufl = require "uffdlist"
+local posix = require "spec.helpers.posix"
+local it = posix.it(it, function(msg) pending(msg) end)
 local child = require "spec.helpers.child"
-local fcntl = require "posix.fcntl"
+local fcntl = posix.require "posix.fcntl"
 
 local PAGE = ufl.page_size()
 

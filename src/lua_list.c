@@ -469,9 +469,14 @@ static int64_t field_int(lua_State *L, int arg, int vidx, const char *field)
 	n = lua_tonumber(L, vidx);
 	/* Written so that NaN fails too. */
 	if (!(n >= 1 && n <= LUFL_MAXINT53) ||
-	    (lua_Number)(int64_t)n != n)
+	    (lua_Number)(int64_t)n != n) {
+		char buf[32];
+
+		/* %.17g, not Lua's %f: "0" on every Lua version */
+		snprintf(buf, sizeof(buf), "%.17g", (double)n);
 		return luaL_argerror(L, arg, lua_pushfstring(L,
-			"%s: integer >= 1 expected, got %f", field, n));
+			"%s: integer >= 1 expected, got %s", field, buf));
+	}
 	return (int64_t)n;
 }
 
