@@ -130,9 +130,11 @@ bool ufl_list_set_num_static_devices(struct ufl_list *l, uint32_t n)
  * Takes entry i out of the list without closing it: the last entry takes
  * its place and its token.  The moved entry is re-tokened before entry i
  * leaves epoll, so a failure of either step can be undone and invariant 1
- * holds; level triggering makes epoll report the moved entry's pending
- * readiness again under its new token (invariant 3).  A quarantined entry
- * is in no epoll set: nothing to delete, nothing to re-token.
+ * holds (the undo is a MOD of an fd that is in the set, which allocates
+ * nothing: fs/eventpoll.c, ep_modify); level triggering makes epoll report
+ * the moved entry's pending readiness again under its new token (invariant
+ * 3: ep_modify re-polls the file and queues it when ready).  A quarantined
+ * entry is in no epoll set: nothing to delete, nothing to re-token.
  */
 static int swap_out(struct ufl_list *l, size_t i)
 {
