@@ -477,6 +477,25 @@ describe("list:wait revents", function()
     assert.are.same({ 3 }, out)
     assert.are.same({ ufl.EPOLLIN }, evs)
   end)
+
+  it("allocates nothing per call once its tables are warm (indices and masks are numbers)", function()
+    local u
+    list, checker, u, ctx = dynamic(3)
+    checker:make_readable(u[1])
+    checker:make_readable(u[3])
+    local out, evs = {}, {}
+    for _ = 1, 10 do list:wait(0, out, evs) end
+    collectgarbage(); collectgarbage()
+    collectgarbage("stop")
+    local before = collectgarbage("count")
+    for _ = 1, 2000 do
+      local n = list:wait(0, out, evs)
+      if n ~= 2 then error("wait reported " .. n) end
+    end
+    local grown = collectgarbage("count") - before
+    collectgarbage("restart")
+    assert(grown < 1, ("heap grew %.2f KiB over 2000 waits"):format(grown))
+  end)
 end)
 
 describe("list:gc{budget = N}", function()
