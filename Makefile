@@ -88,8 +88,9 @@ DEPS_EXTRA ?= $(if $(filter lua5.1,$(LUA_PC)),lua5.1 liblua5.1-0-dev) \
 # it (order-only, so nothing is rebuilt for it): under `make -j` no compile
 # may start before the headers and pkg-config are there.  `make`, `make lib`
 # and `make install` never install anything (a C user's machine).
+INSTALL_DEPS ?= sh tools/install-deps.sh
 deps:
-	@CC="$(CC)" sh tools/install-deps.sh $(DEPS_EXTRA)
+	@CC="$(CC)" $(INSTALL_DEPS) $(DEPS_EXTRA)
 
 DEPS_GOALS = deps test test-c test-lua test-lua51 test-lua53 test-lua54 \
              test-lib demo soak bench doc test-rock
