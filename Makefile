@@ -261,8 +261,10 @@ clean:
 # ---- the simulated VM (examples/vm): `make demo` ----------------------
 # build/uffdlist-vm embeds LuaJIT, the binding and every Lua module it
 # needs, compiled to bytecode (`luajit -b`) into build/vm/*.h.
+# dkjson (Debian lua-dkjson) is embedded too: the host searches no disk.
+DKJSON  ?= /usr/share/lua/5.1/dkjson.lua
 VM_LUA  = $(wildcard lua/uffdlist/*.lua lua/uffdlist/*/*.lua) \
-          examples/vm/monitor_vm.lua
+          examples/vm/monitor_vm.lua $(DKJSON)
 VM_SRC  = examples/vm/host.c examples/vm/vmlib.c examples/vm/guest.c
 DEMO_ARGS ?=
 
@@ -271,7 +273,7 @@ DEMO_ARGS ?=
 $(B)/vm/modules.h: $(VM_LUA) Makefile | $(DEPS_FIRST)
 	@mkdir -p $(B)/vm && rm -f $(B)/vm/bc_*.h $@.inc $@.tab && \
 	for f in $(VM_LUA); do \
-	  n=$$(echo $$f | sed 's,^lua/,,;s,^examples/vm/,,;s,\.lua$$,,;s,/init$$,,;s,/,.,g'); \
+	  n=$$(echo $$f | sed 's,^$(dir $(DKJSON)),,;s,^lua/,,;s,^examples/vm/,,;s,\.lua$$,,;s,/init$$,,;s,/,.,g'); \
 	  s=$$(echo $$n | tr . _); \
 	  $(LUA) -b -g -n $$n $$f $(B)/vm/bc_$$s.h || exit 1; \
 	  echo "#include \"bc_$$s.h\"" >> $@.inc; \
@@ -279,6 +281,11 @@ $(B)/vm/modules.h: $(VM_LUA) Makefile | $(DEPS_FIRST)
 	done && \
 	{ cat $@.inc; echo '#define VM_LUA_MODULES \'; cat $@.tab; echo; } > $@ && \
 	rm -f $@.inc $@.tab
+
+# Installed by deps; a rule, so that under make -j it is looked for only
+# once deps has run.
+$(DKJSON): | $(DEPS_FIRST)
+	@test -f $@ || { echo "$@ missing: install lua-dkjson (make deps)" >&2; exit 1; }
 
 $(VM_BIN): $(VM_SRC) examples/vm/guest.h $(B)/vm/modules.h $(LUA_OBJ) $(CORE_A)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) $(LUA_CPPFLAGS) -I$(B)/vm \
