@@ -96,6 +96,12 @@ deps:
 DEPS_GOALS = deps test test-c test-lua test-lua51 test-lua53 test-lua54 \
              test-lib demo soak bench
 DEPS_FIRST ?= $(if $(filter $(DEPS_GOALS),$(MAKECMDGOALS)),deps)
+# `make -j clean test`: goals are made in parallel, and make would also
+# remember files clean is about to remove; so with other goals, clean is
+# done here, while the makefile is read, before anything is looked at.
+ifneq ($(and $(filter clean,$(MAKECMDGOALS)),$(filter-out clean,$(MAKECMDGOALS))),)
+$(shell rm -rf $(B))
+endif
 
 # The C core never sees a Lua header; the binding (src/lua_*.c) does.
 LUA_CPPFLAGS = -I$(if $(LUA_INCDIR),$(LUA_INCDIR),$(error no Lua headers \
@@ -166,7 +172,7 @@ test-lua51:
 # against it and run, only ufl_* is exported, `make uninstall` removes
 # everything.  Ends with "lib-tests: N passed, N failed".
 test-lib: lib
-	@CC="$(CC)" MAKE="$(MAKE)" PKG_CONFIG="$(PKG_CONFIG)" LUA="$(LUA)" \
+	@CC="$(CC)" MAKE="$(MAKE)" PKG_CONFIG="$(PKG_CONFIG)" LUA="$(LUA)" B="$(B)" \
 	  sh tools/lib-check.sh $(CURDIR)/$(B)/inst
 
 # LuaRocks in a local tree: luarocks make, luarocks test (the specs against

@@ -10,7 +10,7 @@ set -u
 inst=$1
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
-: "${CC:=cc}" "${MAKE:=make}" "${PKG_CONFIG:=pkg-config}"
+: "${CC:=cc}" "${MAKE:=make}" "${PKG_CONFIG:=pkg-config}" "${B:=build}"
 passed=0 failed=0
 out=$(dirname "$inst")/lib-check
 rm -rf "$inst" "$out" && mkdir -p "$out"
@@ -88,20 +88,20 @@ lua_loads() {
 # Without a Lua (pkg-config finds none), install puts the C parts only.
 install_without_lua() {
 	d=$out/nolua
-	$MAKE --no-print-directory install LUA_PC=no-such-lua PREFIX="$d" &&
+	$MAKE --no-print-directory B="$B" install LUA_PC=no-such-lua PREFIX="$d" &&
 	installed "$d" && [ ! -e "$d/lib/lua" ] && [ ! -e "$d/share/lua" ]
 }
 
 destdir_install() {
 	d=$out/stage
-	$MAKE --no-print-directory install-lib DESTDIR="$d" PREFIX=/opt/ufl >/dev/null &&
+	$MAKE --no-print-directory B="$B" install-lib DESTDIR="$d" PREFIX=/opt/ufl >/dev/null &&
 	installed "$d/opt/ufl" &&
 	grep -qx 'libdir=/opt/ufl/lib' "$d/opt/ufl/lib/pkgconfig/uffdlist.pc" &&
-	$MAKE --no-print-directory uninstall DESTDIR="$d" PREFIX=/opt/ufl >/dev/null &&
+	$MAKE --no-print-directory B="$B" uninstall DESTDIR="$d" PREFIX=/opt/ufl >/dev/null &&
 	nothing_left "$d"
 }
 
-check install $MAKE --no-print-directory install PREFIX="$inst"
+check install $MAKE --no-print-directory B="$B" install PREFIX="$inst"
 check installed-files installed "$inst"
 check soname soname
 check exports-ufl-only exports_ufl_only
@@ -111,7 +111,7 @@ check example-builds-shared build_shared
 check example-runs-shared run_example "$out/monitor"
 check example-builds-static build_static
 check example-runs-static run_example "$out/monitor-static"
-check uninstall $MAKE --no-print-directory uninstall PREFIX="$inst"
+check uninstall $MAKE --no-print-directory B="$B" uninstall PREFIX="$inst"
 check uninstall-removes-all nothing_left "$inst"
 check destdir-install destdir_install
 check install-without-lua install_without_lua
