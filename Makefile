@@ -183,7 +183,7 @@ ROCK_DEPS = luarocks lua$(ROCK_LUA) \
             $(if $(filter 5.1,$(ROCK_LUA)),liblua5.1-0-dev,liblua$(ROCK_LUA)-dev)
 test-rock:
 	@CC="$(CC)" $(INSTALL_DEPS) $(ROCK_DEPS)
-	@sh tools/rock-check.sh $(ROCK_LUA)
+	@CC="$(CC)" sh tools/rock-check.sh $(ROCK_LUA)
 
 # build/uffdlist-scm.tar.gz: the checkout's files (tracked, and new ones
 # not ignored) under uffdlist/ — the rockspec's source.

@@ -27,6 +27,8 @@ posix=$(dpkg-query -W -f='${Version}' lua-posix 2>/dev/null | sed 's/[+~].*//')
 {
 	echo "rocks_trees = { { name = \"test\", root = \"$tree\" } }"
 	echo "rocks_servers = {}"
+	# the compiler make was given (LuaRocks' default is gcc)
+	echo "variables = { CC = \"${CC:-cc}\", LD = \"${CC:-cc}\" }"
 	[ -n "$posix" ] && echo "rocks_provided = { luaposix = \"$posix\" }"
 } >"$cfg"
 export LUAROCKS_CONFIG="$cfg" UFFDLIST_ROCK_LUA_VERSION="$V"
