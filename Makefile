@@ -44,7 +44,8 @@ PREFIX       ?= /usr/local
 LIBDIR       ?= $(PREFIX)/lib
 INCLUDEDIR   ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
-LUA_VERSION  ?= 5.1
+# 5.1 (LuaJIT, lua5.1) unless LUA_PC names another: lua5.3 -> 5.3
+LUA_VERSION  ?= $(or $(patsubst lua%,%,$(filter lua5.%,$(LUA_PC))),5.1)
 INST_LIBDIR  ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
 INST_LUADIR  ?= $(PREFIX)/share/lua/$(LUA_VERSION)
 
@@ -111,7 +112,7 @@ LUA_CPPFLAGS = -I$(if $(LUA_INCDIR),$(LUA_INCDIR),$(error no Lua headers \
 $(B)/obj/lua_%.o: src/lua_%.c $(HDRS) | $(B)/obj $(DEPS_FIRST)
 	$(CC) $(CPPFLAGS) $(LUA_CPPFLAGS) $(CFLAGS) $(WARN) $(PIC) -c -o $@ $<
 
-$(B)/obj/%.o: src/%.c src/uffdlist.h | $(B)/obj $(DEPS_FIRST)
+$(B)/obj/%.o: src/%.c $(filter-out src/lua_%,$(HDRS)) | $(B)/obj $(DEPS_FIRST)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) $(PIC) -c -o $@ $<
 
 $(B)/obj:

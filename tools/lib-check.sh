@@ -92,6 +92,15 @@ install_without_lua() {
 	installed "$d" && [ ! -e "$d/lib/lua" ] && [ ! -e "$d/share/lua" ]
 }
 
+# LuaRocks' variables place the Lua parts (a make-type rockspec passes them).
+luarocks_dirs() {
+	d=$out/lr
+	$MAKE --no-print-directory B="$B" install-lua INST_LIBDIR="$d/lib" \
+		INST_LUADIR="$d/lua" >/dev/null &&
+	[ -f "$d/lib/uffdlist/core.so" ] && [ -f "$d/lua/uffdlist/init.lua" ] &&
+	[ -f "$d/lua/uffdlist/policy/crosvm.lua" ]
+}
+
 destdir_install() {
 	d=$out/stage
 	$MAKE --no-print-directory B="$B" install-lib DESTDIR="$d" PREFIX=/opt/ufl >/dev/null &&
@@ -115,5 +124,6 @@ check uninstall $MAKE --no-print-directory B="$B" uninstall PREFIX="$inst"
 check uninstall-removes-all nothing_left "$inst"
 check destdir-install destdir_install
 check install-without-lua install_without_lua
+check luarocks-dirs luarocks_dirs
 echo "lib-tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
