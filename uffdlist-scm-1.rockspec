@@ -23,7 +23,7 @@ with lifecycle policies in Lua.
 }
 supported_platforms = { "linux" }
 dependencies = {
-   "lua >= 5.1, < 5.5",
+   "lua >= 5.1, < 5.5",  -- LuaJIT 2.1, PUC 5.1, 5.3, 5.4 tested (5.2 not)
 }
 -- busted runs the specs; luaposix forks their real child processes (there
 -- is no luaposix for 5.4 in Debian 12: those specs are pending there).
