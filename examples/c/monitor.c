@@ -3,7 +3,7 @@
  * libuffdlist (no Lua): it serves the page faults of two real child
  * processes and collects the uffd of the one that dies.
  *
- *   cc $(pkg-config --cflags --libs uffdlist) -o monitor monitor.c
+ *   cc -o monitor monitor.c $(pkg-config --cflags --libs uffdlist)
  *   ./monitor            prints one verdict line; exit 0 when all went well
  *
  * The pattern is crosvm's vmm-swap, reduced to its bones:
