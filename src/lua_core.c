@@ -1,9 +1,11 @@
-/*
+/**
  * lua_core.c — luaopen_uffdlist_core, the module's only exported symbol:
  * builds the module table from the other src/lua_*.c parts, adds the
  * constants, the errno table and core.testing; and the helpers every part
  * shares (argument checks in luaL_argerror style, error results
  * `nil, "context: strerror", errno` in luaL_fileresult style).
+ *
+ * @module uffdlist.core
  */
 #include <errno.h>
 #include <limits.h>
@@ -25,11 +27,11 @@ void lufl_newclass(lua_State *L, const char *tname, const luaL_Reg *methods,
 	lua_pushlightuserdata(L, (void *)tname);
 	lua_pushvalue(L, -2);
 	lua_rawset(L, LUA_REGISTRYINDEX);
-	luaL_register(L, NULL, meta);
+	luaL_setfuncs(L, meta, 0);
 	lua_pushstring(L, tname);
 	lua_setfield(L, -2, "__name");
 	lua_newtable(L);
-	luaL_register(L, NULL, methods);
+	luaL_setfuncs(L, methods, 0);
 	lua_setfield(L, -2, "__index");
 	lua_pop(L, 1);
 }
@@ -39,6 +41,8 @@ void *lufl_testudata(lua_State *L, int idx, const char *tname)
 	void *p;
 	int same;
 
+	/* Full userdata only: a light userdata can be given our metatable
+	 * too (debug.setmetatable sets the one of all light userdata). */
 	if (lua_type(L, idx) != LUA_TUSERDATA)
 		return NULL;
 	p = lua_touserdata(L, idx);
@@ -174,6 +178,12 @@ bool lufl_optfield_bool(lua_State *L, int idx, const char *k, bool def)
 
 void lufl_pushu64(lua_State *L, uint64_t v)
 {
+#if LUA_VERSION_NUM >= 503
+	if (v <= (uint64_t)LUA_MAXINTEGER) {
+		lua_pushinteger(L, (lua_Integer)v);
+		return;
+	}
+#endif
 	lua_pushnumber(L, (lua_Number)v);
 }
 
@@ -411,8 +421,8 @@ static int t_fault_counts(lua_State *L)
 {
 	struct lufl_waitctx *c = lufl_checkudata(L, 1, LUFL_WAITCTX);
 
-	lua_pushnumber(L, (lua_Number)c->faults.ctl_calls);
-	lua_pushnumber(L, (lua_Number)c->faults.close_calls);
+	lufl_pushu64(L, c->faults.ctl_calls);
+	lufl_pushu64(L, c->faults.close_calls);
 	return 2;
 }
 
@@ -446,7 +456,7 @@ static const luaL_Reg testing[] = {
 void lufl_open_testing(lua_State *L)
 {
 	lua_newtable(L);
-	luaL_register(L, NULL, testing);
+	luaL_setfuncs(L, testing, 0);
 	lua_setfield(L, -2, "testing");
 }
 

@@ -13,7 +13,7 @@
 
 local type, pairs, pcall, xpcall, error, tostring =
   type, pairs, pcall, xpcall, error, tostring
-local rawget, setfenv, loadstring = rawget, setfenv, loadstring
+local rawget, setfenv, loadstring, load = rawget, setfenv, loadstring, load
 local sethook, gethook = debug.sethook, debug.gethook
 local os_clock = os.clock
 local jit = package.loaded.jit
@@ -105,7 +105,7 @@ local function sandbox_env()
   local env = {
     assert = assert, error = error, ipairs = ipairs, pairs = pairs,
     next = next, pcall = safe_pcall, select = select, tonumber = tonumber,
-    tostring = tostring, type = type, unpack = unpack, xpcall = safe_xpcall,
+    tostring = tostring, type = type, unpack = unpack or table.unpack, xpcall = safe_xpcall,
     rawget = rawget, rawset = rawset, rawequal = rawequal,
     setmetatable = setmetatable,
     string = copy(string, { dump = true }), table = copy(table),
@@ -157,6 +157,9 @@ local function load_user(path)
   -- Bytecode can break out of any sandbox: source only.
   if src:sub(1, 1) == "\27" then
     return nil, path .. ": binary chunks are not accepted"
+  end
+  if not setfenv then -- Lua 5.2+: the environment is load's argument
+    return load(src, "@" .. path, "t", sandbox_env())
   end
   local chunk, err = loadstring(src, "@" .. path)
   if not chunk then
