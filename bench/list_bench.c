@@ -13,7 +13,9 @@
  *   now() -> ns (CLOCK_MONOTONIC)
  *   raise_nofile() -> soft, hard   soft RLIMIT_NOFILE raised to the hard one
  *   mallinfo() -> bytes in use by malloc (mallinfo2 uordblks)
- *   kill(pid, sig); nfds() -> open fds of this process
+ *   kill(pid, sig); nfds() -> open fds of this process; close(fd)
+ *   unpin(pid) -> n   lets pid (0: this process) run on all n online cpus
+ *   pin(pid, cpu)     pid (0: this process) on that cpu only
  *   spawner() -> sp      a small process forked now (its fd table holds one
  *                        socket) that forks the device processes:
  *     sp:spawn(n [, touch]) -> fds, pids   n processes, each creating one
@@ -39,6 +41,7 @@
  *                        unless collected)
  *   fault_child(pages) -> fc   a child (forked now) faulting in a loop:
  *     fc:fd()            its uffd (borrowed by the caller to adopt)
+ *     fc:pid()
  *     fc:region() -> addr, len
  *     fc:go()            the child touches every page once, timing each
  *     fc:done() -> bool  all touched
@@ -51,6 +54,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,6 +113,36 @@ static int l_kill(lua_State *L)
 {
 	if (kill((pid_t)luaL_checkinteger(L, 1), (int)luaL_checkinteger(L, 2)))
 		return luaL_error(L, "kill: %s", strerror(errno));
+	return 0;
+}
+
+/* unpin(pid) -> the cpus it may run on now: every online cpu. */
+static int l_unpin(lua_State *L)
+{
+	pid_t pid = (pid_t)luaL_checkinteger(L, 1);
+	long n = sysconf(_SC_NPROCESSORS_ONLN), c;
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	for (c = 0; c < n && c < CPU_SETSIZE; c++)
+		CPU_SET((int)c, &set);
+	if (sched_setaffinity(pid, sizeof(set), &set) < 0)
+		return luaL_error(L, "sched_setaffinity: %s", strerror(errno));
+	lua_pushinteger(L, (lua_Integer)n);
+	return 1;
+}
+
+/* pin(pid, cpu): pid (0: this process) runs on that cpu only. */
+static int l_pin(lua_State *L)
+{
+	pid_t pid = (pid_t)luaL_checkinteger(L, 1);
+	int cpu = (int)luaL_checkinteger(L, 2);
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(pid, sizeof(set), &set) < 0)
+		return luaL_error(L, "sched_setaffinity: %s", strerror(errno));
 	return 0;
 }
 
@@ -753,6 +787,12 @@ static struct fchild *checkfc(lua_State *L)
 	return fc;
 }
 
+static int fc_pid(lua_State *L)
+{
+	lua_pushinteger(L, checkfc(L)->pid);
+	return 1;
+}
+
 static int fc_fd(lua_State *L)
 {
 	lua_pushinteger(L, checkfc(L)->fd);
@@ -864,7 +904,8 @@ static int luaopen_bench_raw(lua_State *L)
 		{ "close", set_close }, { NULL, NULL }
 	};
 	static const luaL_Reg fc_m[] = {
-		{ "fd", fc_fd }, { "region", fc_region }, { "go", fc_go },
+		{ "fd", fc_fd }, { "pid", fc_pid }, { "region", fc_region },
+		{ "go", fc_go },
 		{ "done", fc_done }, { "latencies", fc_latencies },
 		{ "reset", fc_reset }, { "close", fc_close }, { NULL, NULL }
 	};
@@ -872,6 +913,7 @@ static int luaopen_bench_raw(lua_State *L)
 		{ "now", l_now }, { "raise_nofile", l_raise_nofile },
 		{ "mallinfo", l_mallinfo }, { "spawner", l_spawner },
 		{ "kill", l_kill }, { "nfds", l_nfds }, { "close", l_close },
+		{ "unpin", l_unpin }, { "pin", l_pin },
 		{ "set", l_set }, { "fault_child", l_fault_child },
 		{ NULL, NULL }
 	};
