@@ -382,8 +382,8 @@ soak: deps all $(VM_BIN)
 # build/bench.log.  See bench/README.md.  Not part of `make test`.
 BENCH_BIN  = $(B)/fault_loop
 LBENCH_BIN = $(B)/list_bench
-FAULT_ARGS ?=
-LIST_ARGS  ?=
+FAULT_ARGS ?= --runs 7
+LIST_ARGS  ?= --runs 7
 
 $(BENCH_BIN): bench/fault_loop.c $(LUA_OBJ) $(CORE_A) $(HDRS)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) $(LUA_CPPFLAGS) $(LDFLAGS) \

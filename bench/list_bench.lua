@@ -16,6 +16,8 @@ local fmt = string.format
 
 local N, RUNS = 10000, 5
 local ONLY   -- nil: all; else {name = true}
+local SPLIT = false   -- gc_pause: monitor and child on cpus 0 and 1
+local BUDGET = 1
 do
   local a = { ... }
   local i = 1
@@ -24,6 +26,10 @@ do
       N = assert(tonumber(a[i + 1]), "--entries N"); i = i + 2
     elseif a[i] == "--runs" then
       RUNS = assert(tonumber(a[i + 1]), "--runs R"); i = i + 2
+    elseif a[i] == "--split" then
+      SPLIT = true; i = i + 1
+    elseif a[i] == "--budget" then
+      BUDGET = assert(tonumber(a[i + 1]), "--budget N"); i = i + 2
     elseif a[i] == "--only" then
       ONLY = {}
       for w in assert(a[i + 1], "--only a,b"):gmatch("[^,]+") do
@@ -32,7 +38,8 @@ do
       i = i + 2
     else
       error("usage: list_bench bench/list_bench.lua [--entries N] [--runs R] "
-        .. "[--only register,gc_scan,dispatch,collect_one,gc_pause]")
+        .. "[--only register,gc_scan,dispatch,collect_one,gc_pause] "
+        .. "[--split] [--budget N]")
     end
   end
 end
@@ -95,7 +102,7 @@ local STABLE = N - V                         -- alive for the whole run
 
 local checker = assert(ufl.checker())
 local PAGE, PS = checker:addr(), checker:page_size()
-local FAULT_PAGES = 2000
+local FAULT_PAGES = 4000
 local fc = raw.fault_child(FAULT_PAGES)
 local sp = raw.spawner()
 
@@ -204,7 +211,7 @@ if wanted("gc_scan") then
     end
     local function raw_side()
       local vf, vp = sp:spawn(V)
-      S:add(vf)
+      S:register(vf, PAGE, PS)   -- as list:register does (untimed here)
       for i = 1, #vp do sp:kill(vp[i]) end
       local ns, c = S:gc(PAGE, PS)
       rawv[#rawv + 1] = ns
@@ -353,7 +360,7 @@ if has_only and wanted("collect_one") then
     end
     local function raw_side()
       local vf, vp = sp:spawn(1)
-      S:add(vf)
+      S:register(vf, PAGE, PS)   -- as list:register does (untimed here)
       sp:kill(vp[1])
       rawv[#rawv + 1] = S:collect_one(vf[1], PAGE, PS)
     end
@@ -371,21 +378,19 @@ end
 
 -- ------------------------------------------------------------- gc_pause
 if has_budget and wanted("gc_pause") then
-  -- The monitor on cpu 0, the child on cpu 1 (both sides of the ratio):
-  -- a collector that never sleeps would otherwise share a cpu with the
-  -- child it serves and starve it for a scheduler slice (milliseconds),
-  -- which is the scheduler's figure, not the gc's.
-  local ncpu = raw.unpin(0)
-  local placed = "monitor and child on one cpu (only one online)"
-  if ncpu > 1 then
-    raw.pin(0, 0)
-    raw.pin(fc:pid(), 1)
-    placed = "monitor on cpu 0, child on cpu 1"
-  end
-  local BUDGET = 4
+  -- Two placements.  The headline (RATIO): monitor and child on cpu 0, as
+  -- the fault benchmarks' headline.  Second figure (no goal): the monitor
+  -- on cpu 0 and the child on cpu 1, a VMM's placement, where each fault
+  -- of the idle baseline wakes the idle vCPU (15-20 us here, milliseconds
+  -- when the host is busy) and any other load on either cpu lands in the
+  -- p99.  --split swaps them.
+  local placements = { "same", "split" }
+  if SPLIT then placements = { "split", "same" } end
+  if raw.unpin(0) < 2 then placements = { "same" } end
   local ready, evs = {}, {}
   local get, wait = listA.get, listA.wait
   local steps, step_ns = 0, 0
+  local gcopt = { budget = BUDGET }   -- reused: no table per step
   local function serve_run(collect)
     fc:reset()
     fc:go()
@@ -405,7 +410,7 @@ if has_budget and wanted("gc_pause") then
       end
       if collect then
         local t = now()
-        local c, more = listA:gc{ budget = BUDGET }
+        local c, more = listA:gc(gcopt)
         step_ns, steps = step_ns + (now() - t), steps + 1
         if c == nil then error("gc{budget}: " .. tostring(more)) end
         if not more then passes = passes + 1 end
@@ -414,24 +419,44 @@ if has_budget and wanted("gc_pause") then
     local _, p99 = fc:latencies()
     return p99, passes
   end
-  serve_run(false)
-  local ours, base, passes = {}, {}, 0
-  for r = 1, RUNS do
-    if r % 2 == 1 then
-      local p, k = serve_run(true); ours[#ours + 1] = p; passes = passes + k
-      base[#base + 1] = serve_run(false)
+  local cpus0 = placement()
+  for _, where in ipairs(placements) do
+    local placed
+    if where == "split" then
+      raw.pin(0, 0)
+      raw.pin(fc:pid(), 1)
+      placed = "monitor on cpu 0, child on cpu 1"
     else
-      base[#base + 1] = serve_run(false)
-      local p, k = serve_run(true); ours[#ours + 1] = p; passes = passes + k
+      raw.pin(0, 0)
+      raw.pin(fc:pid(), 0)
+      placed = "monitor and child on cpu 0"
+    end
+    steps, step_ns = 0, 0
+    serve_run(false)
+    local ours, base, passes = {}, {}, 0
+    for r = 1, RUNS do
+      if r % 2 == 1 then
+        local p, k = serve_run(true); ours[#ours + 1] = p; passes = passes + k
+        base[#base + 1] = serve_run(false)
+      else
+        base[#base + 1] = serve_run(false)
+        local p, k = serve_run(true); ours[#ours + 1] = p; passes = passes + k
+      end
+    end
+    print(fmt("gc_pause (%s): p99 latency of %d faults of one child "
+      .. "(zeropage) while list:gc{budget = %d} runs between waits over %d "
+      .. "dynamic entries (%d full passes in all, %.1f us per step) | the "
+      .. "same with no collection", placed, FAULT_PAGES, BUDGET,
+      listA:len() - 1, passes, step_ns / math.max(steps, 1) * 1e-3))
+    if where == placements[1] then
+      report("gc_pause", ours, base, "2.0", "us", 1e-3)
+    else
+      print(fmt("gc_pause (%s): p99 %.1f us with collection, %.1f us "
+        .. "without: %.2fx (no goal)", placed, median(ours) * 1e-3,
+        median(base) * 1e-3, median(ours) / median(base)))
     end
   end
-  print(fmt("gc_pause: %s; p99 "
-    .. "latency of %d faults of one child (zeropage) while "
-    .. "list:gc{budget = %d} runs between waits over %d dynamic entries "
-    .. "(%d full passes in all, %.1f us per step) | the same with no "
-    .. "collection", placed, FAULT_PAGES, BUDGET, listA:len() - 1, passes,
-    step_ns / math.max(steps, 1) * 1e-3))
-  report("gc_pause", ours, base, "2.0", "us", 1e-3)
+  print("(the list benchmarks ran on cpus " .. cpus0 .. ")")
 elseif not has_budget then
   print("gc_pause: needs list:gc{budget = N} -> collected, more "
     .. "(issue 8 item 2), not in this binding")
