@@ -390,7 +390,7 @@ $(BENCH_BIN): bench/fault_loop.c $(LUA_OBJ) $(CORE_A) $(HDRS)
 	  -o $@ bench/fault_loop.c $(LUA_OBJ) $(CORE_A) $(LUA_LIBS)
 
 $(LBENCH_BIN): bench/list_bench.c $(LUA_OBJ) $(CORE_A) $(HDRS)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -I$(LUA_INCDIR) $(LDFLAGS) \
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) $(LUA_CPPFLAGS) $(LDFLAGS) \
 	  -o $@ bench/list_bench.c $(LUA_OBJ) $(CORE_A) $(LUA_LIBS)
 
 bench: all $(BENCH_BIN) $(LBENCH_BIN)
