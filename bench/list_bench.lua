@@ -419,7 +419,6 @@ if has_budget and wanted("gc_pause") then
     local _, p99 = fc:latencies()
     return p99, passes
   end
-  local cpus0 = placement()
   for _, where in ipairs(placements) do
     local placed
     if where == "split" then
@@ -456,7 +455,6 @@ if has_budget and wanted("gc_pause") then
         median(base) * 1e-3, median(ours) / median(base)))
     end
   end
-  print("(the list benchmarks ran on cpus " .. cpus0 .. ")")
 elseif not has_budget then
   print("gc_pause: needs list:gc{budget = N} -> collected, more "
     .. "(issue 8 item 2), not in this binding")
