@@ -12,7 +12,7 @@
  * bench.raw:
  *   now() -> ns (CLOCK_MONOTONIC)
  *   raise_nofile() -> soft, hard   soft RLIMIT_NOFILE raised to the hard one
- *   mallinfo() -> bytes in use by malloc (mallinfo2 uordblks)
+ *   mallinfo() -> bytes in use by malloc (mallinfo2 uordblks + hblkhd)
  *   kill(pid, sig); nfds() -> open fds of this process; close(fd)
  *   unpin(pid) -> n   lets pid (0: this process) run on all n online cpus
  *   pin(pid, cpu)     pid (0: this process) on that cpu only
@@ -169,7 +169,8 @@ static int l_mallinfo(lua_State *L)
 {
 	struct mallinfo2 mi = mallinfo2();
 
-	lua_pushnumber(L, (lua_Number)mi.uordblks);
+	/* hblkhd: the big blocks malloc maps itself (the entry array) */
+	lua_pushnumber(L, (lua_Number)(mi.uordblks + mi.hblkhd));
 	return 1;
 }
 
