@@ -16,7 +16,11 @@
 -- epoll and close only.
 --
 -- Time: `m.clock()` gives milliseconds (opts.clock); by default
--- ufl.monotonic_ms (CLOCK_MONOTONIC).
+-- ufl.monotonic_ms (CLOCK_MONOTONIC).  The policy's timer comes from
+-- `m.timerfd(ms)` (opts.timerfd; default ufl.timerfd): anything with
+-- fd/read/close that the wait context takes.  `m:timeout()` is the wait
+-- the next `step()` would do, for a host (or uffdlist.testing's virtual
+-- clock) that waits itself and then calls `step(0)`.
 -- @module uffdlist.monitor
 
 local ufl = require "uffdlist"
@@ -141,7 +145,7 @@ end
 --- A new monitor.  See doc/monitor-api.md for opts.
 -- @tparam table opts list (required), policy (table, or a name or path for
 --   policy.load, with opts.policy_opts), handlers, batch, retry_timeout_ms,
---   hook_budget_ms, on_error, read_events, fill, wake, clock
+--   hook_budget_ms, on_error, read_events, fill, wake, clock, timerfd
 -- @treturn monitor
 function M.new(opts)
   if type(opts) ~= "table" or opts.list == nil then
@@ -167,6 +171,7 @@ function M.new(opts)
     self.handlers[kind] = fn
   end
   self.clock = opts.clock or ufl.monotonic_ms
+  self.timerfd = opts.timerfd or ufl.timerfd
   -- Reused across rounds: nothing on the hot path allocates a table.
   self.ready, self.ready_evs = {}, {}
   self.evbuf, self.evpool, self.evlen, self.npool = {}, {}, 0, 0
@@ -237,7 +242,7 @@ end
 -- Arms the policy's timer: a timerfd in the wait context.
 local function start_timer(self, ms)
   self.timer_ms = ms
-  local t, msg, errno = ufl.timerfd(ms)
+  local t, msg, errno = self.timerfd(ms)
   if not t then
     return report(self, "timerfd", msg, errno)
   end
@@ -693,6 +698,15 @@ local function wait_timeout(self, timeout)
     timeout = PARKED_WAIT_MS
   end
   return math.ceil(timeout)
+end
+
+--- The wait timeout in ms the next `step()` (no argument) would use: the
+-- policy's idle_ms, else 100; 1 while faults are parked.  A host that
+-- polls the list's fd in its own loop waits this long, then calls
+-- `step(0)`.
+-- @treturn number milliseconds
+function Monitor:timeout()
+  return wait_timeout(self, nil)
 end
 
 -- Dispatches the ready sources: uffds first (faults block threads), then
