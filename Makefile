@@ -89,7 +89,7 @@ test-c: $(CTEST)
 	./$(CTEST)
 
 test-lua: $(MODULE)
-	$(SPEC_ENV) $(LUA) $(BUSTED) -o utfTerminal $(BUSTED_ARGS) spec
+	$(SPEC_ENV) $(LUA) $(BUSTED) -o utfTerminal $(BUSTED_ARGS) spec examples/policy
 
 # The same specs under PUC Lua 5.1, but for those tagged #luajit (the
 # embedded host is a LuaJIT program).
@@ -109,6 +109,7 @@ install: all
 	install -d $(DESTDIR)$(INST_INCDIR) $(DESTDIR)$(INST_ARDIR)
 	install -m 644 src/uffdlist.h $(DESTDIR)$(INST_INCDIR)/
 	install -m 644 $(CORE_A) $(DESTDIR)$(INST_ARDIR)/
+	install -D -m 755 bin/uffdlist-policy $(DESTDIR)$(PREFIX)/bin/uffdlist-policy
 
 clean:
 	rm -rf $(B)

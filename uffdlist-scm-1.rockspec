@@ -42,5 +42,9 @@ build = {
       ["uffdlist.policy.threshold"] = "lua/uffdlist/policy/threshold.lua",
       ["uffdlist.policy.periodic"] = "lua/uffdlist/policy/periodic.lua",
       ["uffdlist.policy.idle"] = "lua/uffdlist/policy/idle.lua",
+      ["uffdlist.testing"] = "lua/uffdlist/testing.lua",
+   },
+   install = {
+      bin = { ["uffdlist-policy"] = "bin/uffdlist-policy" },
    },
 }

@@ -905,7 +905,9 @@ function Vm:close()
   self.closed = true
   self.m:close()
   self.control:close()
+  local ctx = self.real_list:waitctx()
   self.real_list:close()
+  ctx:close()
   for u, ev in pairs(self.dev_ev) do
     if not u:is_closed() then
       u:close()
@@ -955,7 +957,9 @@ function M.vm(opts)
     on_error = function() end,
   })
   if not ok then
+    local ctx = list:waitctx()
     list:close()
+    ctx:close()
     for _, ev in pairs(self.dev_ev) do
       ev:close()
     end
