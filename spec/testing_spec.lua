@@ -367,3 +367,50 @@ describe("uffdlist.testing", function()
     assert.equal(0, vm:counters().errors)
   end)
 end)
+
+-- The issue's "done when": with only the installed files and busted, as a
+-- user without privilege (no /dev/userfaultfd), a spec of the user's own
+-- policy file passes.
+describe("uffdlist.testing installed", function()
+  local LUA = jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
+
+  local function find(name, path)
+    local file = name:gsub("%.", "/")
+    for tmpl in path:gmatch("[^;]+") do
+      local p = tmpl:gsub("%?", file)
+      local f = io.open(p, "rb")
+      if f then f:close() return p end
+    end
+  end
+
+  local function sh(cmd)
+    local p = assert(io.popen(cmd .. " 2>&1"))
+    local out = p:read("*a")
+    p:close()
+    return out
+  end
+
+  it("runs a user's policy spec as nobody, from a copy of the installed module", function()
+    local dir = sh("mktemp -d"):match("%S+")
+    local share, lib, user = dir .. "/share", dir .. "/lib", dir .. "/user"
+    sh("mkdir -p " .. share .. " " .. lib .. "/uffdlist " .. user)
+    -- every Lua file of the module, as make install puts them
+    local src = assert(find("uffdlist.monitor", package.path)):match("^(.*)/")
+    sh("cp -r " .. src .. " " .. share .. "/uffdlist")
+    sh("cp " .. assert(find("uffdlist.core", package.cpath)) .. " " .. lib ..
+      "/uffdlist/core.so")
+    sh("cp examples/policy/my_policy.lua examples/policy/my_policy_spec.lua " .. user)
+    sh("chmod -R a+rX " .. dir)
+    local as_nobody = sh("id -u"):match("^0") and
+      "setpriv --reuid=nobody --regid=nogroup --clear-groups " or ""
+    local out = sh("cd " .. user .. " && " .. as_nobody .. "sh -c \"env HOME="
+      .. dir .. " LUA_PATH='" .. share .. "/?.lua;" .. share .. "/?/init.lua;;'"
+      .. " LUA_CPATH='" .. lib .. "/?.so;;' " .. LUA
+      .. " /usr/bin/busted -o utfTerminal . ; id -un\"")
+    sh("rm -rf " .. dir)
+    assert.matches("4 successes / 0 failures / 0 errors / 0 pending", out)
+    if as_nobody ~= "" then
+      assert.matches("\nnobody\n$", out)
+    end
+  end)
+end)
