@@ -137,12 +137,13 @@ describe("uffdlist.testing", function()
       local evs = {}
       vm = testing.vm{ static = 1, policy = {
         on_fault = function(_, ev)
-          evs[#evs + 1] = { ev.write, ev.wp, ev.minor, ev.flags }
+          evs[#evs + 1] = { ev.write, ev.wp, ev.minor, ev.kind }
         end,
       } }
       vm:fault("static1", nil, { write = true, kind = "wp" })
       vm:fault("static1", nil, { kind = "minor" })
-      assert.same({ { true, true, false, 3 }, { false, false, true, 4 } }, evs)
+      assert.same({ { true, true, false, "wp" }, { false, false, true, "minor" } },
+        evs)
       assert.same({ "wp", "minor" }, { vm:events("fault")[1].kind,
         vm:events("fault")[2].kind })
     end)
@@ -226,7 +227,9 @@ describe("uffdlist.testing", function()
       vm:hotplug()
       local h = vm:events("hook", "on_register")
       assert.equal(1, #h)
-      assert.same({ "dev1", true }, h[1].args)
+      assert.same({ { index = 2, dynamic = true, entries = 2,
+        dynamic_entries = 1 }, true }, h[1].args)
+      assert.equal("dev1", h[1].device)
       assert.equal("gc", h[1].answer)
     end)
 
@@ -280,7 +283,7 @@ describe("uffdlist.testing", function()
       vm:hotplug()
       local text = vm:dump()
       assert.matches("dev1 registered at index 3 %(dynamic%)", text)
-      assert.matches("hook on_register%(dev1, true%) %-> gc", text)
+      assert.matches("hook on_register%({.-index=3}, true%) %[dev1%] %-> gc", text)
       assert.matches("dev1 write fault %(missing%) at 0x%x+: 1 page served", text)
       assert.matches("death: dev1", text)
       assert.matches("gc collected 1: dev1", text)

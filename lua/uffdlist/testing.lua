@@ -135,6 +135,11 @@ local function wrap_hook(self, name, fn)
   local w = function(...)
     local args = plain_args(self.names, ...)
     local rec = add(self, { event = "hook", hook = name, args = args })
+    local a1 = args[1]
+    if type(a1) == "table" and type(a1.index) == "number" and self.rl then
+      local ok, u = pcall(self.rl.get, self.rl, a1.index)
+      rec.device = ok and u and self.names[u] or nil
+    end
     self.counts.hook_calls = self.counts.hook_calls + 1
     self.last_hook[name] = rec
     return finish_hook(self, rec, pcall(fn, ...))
@@ -143,25 +148,51 @@ local function wrap_hook(self, name, fn)
   return policy_mod.jit_off(w)
 end
 
---- Wraps the hooks of the monitor's current policy (again after the
--- monitor replaced it: recorded as a "policy" event).
+-- The table the monitor calls the policy's hooks from: the boundary's
+-- hooks (uffdlist.policy.boundary), or the policy table itself.
+local function hooks_of(p)
+  if type(p) ~= "table" then
+    return nil
+  end
+  local h = rawget(p, "hooks")
+  if type(h) == "table" then
+    return h
+  end
+  return p
+end
+
+--- Wraps the hooks of the monitor's current policy; again after the
+-- monitor replaced them (a fallback, set_policy): a "policy" event.
 function Recorder:wrap_policy()
   local p = self.m.policy
-  if p == self.policy or type(p) ~= "table" then
+  local hooks = hooks_of(p)
+  if hooks == nil or hooks == self.hooks then
     return
   end
-  if self.policy ~= nil then
+  if self.hooks ~= nil then
+    local nm = rawget(p, "name")
     add(self, { event = "policy", what = "replaced",
-      fallback = rawget(p, "name") or "?" })
+      name = type(nm) == "string" and nm or "?" })
     self.counts.policy_changes = self.counts.policy_changes + 1
   end
-  self.policy = p
+  self.hooks = hooks
   for _, h in ipairs(HOOKS) do
-    local fn = rawget(p, h)
+    local fn = rawget(hooks, h)
     if type(fn) == "function" and not self.wrappers[fn] then
-      rawset(p, h, wrap_hook(self, h, fn))
+      rawset(hooks, h, wrap_hook(self, h, fn))
     end
   end
+  -- a boundary switching to its fallback inside a round: wrap at once
+  local of = rawget(p, "on_fallback")
+  if p ~= self.policy and type(p) == "table" and rawget(p, "hooks") then
+    rawset(p, "on_fallback", function(...)
+      if of then
+        of(...)
+      end
+      self:wrap_policy()
+    end)
+  end
+  self.policy = p
 end
 
 local READ_ONLY = { get = true, wait = true, waitctx = true, entries = true,
@@ -265,40 +296,45 @@ local function record_fill(self, u, addr, len, how, n, count)
   end
 end
 
+-- What the monitor reported, as a trace event: "hook_error" (a hook
+-- raised), "budget" (it ran past its time), "memory" (past its memory
+-- cap), "bad_answer" (an answer the boundary refused), "fallback" (the
+-- policy disabled, crosvm from now on), else "error".
 local function classify_error(self, what, msg, errno)
   local rec = { event = "error", what = what, msg = msg, errno = errno }
-  local h = type(what) == "string" and what:match("^policy%.(.+)$")
+  local w = type(what) == "string" and what or ""
   local m = type(msg) == "string" and msg or ""
+  local c = self.counts
+  local answer = w:match("^policy%.([%w_]+)%.answer$")
+  local h = answer or w:match("^policy%.([%w_]+)$")
   if h then
     rec.hook = h
-    if m:find("exceeded", 1, true) then
+    c.hook_errors = c.hook_errors + 1
+    if answer then
+      rec.event = "bad_answer"
+      c.bad_answers = c.bad_answers + 1
+    elseif m:find("memory cap", 1, true) then
+      rec.event = "memory"
+      c.memory_overruns = c.memory_overruns + 1
+    elseif m:find("exceeded", 1, true) then
       rec.event = "budget"
-      self.counts.budget_overruns = self.counts.budget_overruns + 1
+      c.budget_overruns = c.budget_overruns + 1
     else
       rec.event = "hook_error"
     end
-    self.counts.hook_errors = self.counts.hook_errors + 1
     local last = self.last_hook[h]
-    if last and last.answer == nil and last.error == nil then
+    if last and last.error == nil and (last.answer == nil or
+        rec.event == "bad_answer") then
       last.error = m
     end
-  end
-  if m:find("disabled", 1, true) or m:find("fall", 1, true) and
-      m:find("back", 1, true) then
+  elseif w == "policy" and m:find("disabled", 1, true) then
     rec.event = "fallback"
-    self.counts.fallbacks = self.counts.fallbacks + 1
+    c.fallbacks = c.fallbacks + 1
   end
-  self.counts.errors = self.counts.errors + 1
+  c.errors = c.errors + 1
   return add(self, rec)
 end
 
---- Records the decisions of monitor m into a trace: its list (a proxy
--- replaces m.list), m.fill, m.wake, m.on_error (still called after),
--- m.handlers.pagefault and the policy's hooks are wrapped; nothing else
--- of what it does changes.
--- @tparam monitor m
--- @tparam[opt] table opts clock (default m.clock), names ({[uffd]=name})
--- @treturn recorder r: r.trace, r:counters(), r:decisions(), r:dump()
 -- Makes self a recorder of m (see observe).
 local function attach(self, m, opts)
   self.m, self.trace, self.auto, self.wrappers = m, {}, {}, {}
@@ -310,8 +346,9 @@ local function attach(self, m, opts)
   self.page_size = ufl.page_size()
   self.clock = opts.clock or m.clock
   self.counts = { hook_calls = 0, hook_errors = 0, budget_overruns = 0,
-    fallbacks = 0, policy_changes = 0, errors = 0, gcs = 0, collected = 0,
-    pages_served = 0, faults = 0, wakes = 0, timers = 0 }
+    memory_overruns = 0, bad_answers = 0, fallbacks = 0, policy_changes = 0,
+    errors = 0, gcs = 0, collected = 0, pages_served = 0, faults = 0,
+    wakes = 0, timers = 0 }
   for u, nm in pairs(opts.names or {}) do
     self.names[u] = nm
   end
@@ -319,6 +356,7 @@ local function attach(self, m, opts)
   if main and not self.names[main] then
     self.names[main] = "main"
   end
+  self.rl = m.list
   m.list = list_proxy(self, m.list)
 
   local fill = m.fill
@@ -417,7 +455,8 @@ end
 
 local DECISIONS = { register = true, static_complete = true, gc = true,
   fault = true, hook = true, error = true, hook_error = true, budget = true,
-  fallback = true, policy = true, list = true }
+  memory = true, bad_answer = true, fallback = true, policy = true,
+  list = true }
 
 --- The decisions alone, without times or addresses (what must be the same
 -- for one event sequence, whatever the memory or the clock): register,
@@ -504,14 +543,15 @@ local function describe(r)
     for i, a in ipairs(r.args) do
       args[i] = show(a)
     end
-    return fmt("hook %s(%s) -> %s", r.hook, concat(args, ", "),
+    return fmt("hook %s(%s)%s -> %s", r.hook, concat(args, ", "),
+      r.device and " [" .. r.device .. "]" or "",
       r.error and "ERROR " .. r.error or show(r.answer))
   elseif e == "error" or e == "hook_error" or e == "budget"
-      or e == "fallback" then
+      or e == "memory" or e == "bad_answer" or e == "fallback" then
     return fmt("%s %s: %s%s", e:upper(), tostring(r.what), tostring(r.msg),
       r.errno and " (errno " .. r.errno .. ")" or "")
   elseif e == "policy" then
-    return "policy replaced by the monitor"
+    return "the monitor's policy is now " .. tostring(r.name)
   elseif e == "list" then
     return "list:" .. r.op
   elseif e == "hotplug" or e == "death" or e == "exit" then
