@@ -148,6 +148,17 @@ describe("uffdlist.testing", function()
         vm:events("fault")[2].kind })
     end)
 
+    it("a fork event hands the child's uffd to the monitor, which registers it", function()
+      vm = testing.vm{ policy = "crosvm", static = 1 }
+      local c = vm:fork("static1")
+      assert.equal("dev1", c.name)
+      assert.equal("static1", c.parent)
+      local reg = vm:events("register")
+      assert.same({ "dev1", true }, { reg[#reg].device, reg[#reg].dynamic })
+      assert.equal(1, vm:counters().gcs)      -- crosvm: a dynamic register
+      assert.equal(1, vm:fault(c).pages)
+    end)
+
     it("hands raw events to the monitor's handlers", function()
       local seen = {}
       vm = testing.vm{ static = 1, handlers = {
@@ -256,6 +267,65 @@ describe("uffdlist.testing", function()
       assert.equal("on_register", b[1].hook)
       assert.matches("exceeded 20 ms", b[1].msg)
       assert.equal(1, vm:counters().budget_overruns)
+    end)
+
+    it("records an answer the boundary refused, and the default decision", function()
+      vm = testing.vm{ static = 1, policy = policy_file([[
+        return { on_fault = function() return "lots" end } ]]) }
+      local f = vm:fault("static1")
+      assert.equal(1, f.pages)
+      local b = vm:events("bad_answer")
+      assert.equal(1, #b)
+      assert.equal("on_fault", b[1].hook)
+      assert.matches("bad answer", b[1].msg)
+      assert.equal("lots", vm:events("hook", "on_fault")[1].answer)
+      assert.equal(1, vm:counters().bad_answers)
+    end)
+
+    it("records the fallback to crosvm, and crosvm's decisions after it", function()
+      vm = testing.vm{ static = 1, policy_max_strikes = 2, policy = policy_file([[
+        return { on_fault = function() error("broken") end } ]]) }
+      vm:fault("static1")
+      vm:fault("static1")
+      local fb = vm:events("fallback")
+      assert.equal(1, #fb, vm:dump())
+      assert.matches("disabled: 2 failed calls in a row", fb[1].msg)
+      assert.equal("crosvm", vm:events("policy")[1].name)
+      assert.equal(1, vm:counters().fallbacks)
+      local d = vm:hotplug()
+      vm:kill(d)
+      vm:hotplug()                            -- crosvm: gc after a hot-plug
+      assert.same({ d.name }, vm:collected())
+      assert.equal("gc", vm:events("hook", "on_register")[2].answer)
+    end)
+
+    it("records a memory overrun", function()
+      vm = testing.vm{ static = 1, policy_memory_mb = 1, policy = policy_file([[
+        local keep = {}
+        return { on_fault = function()
+          for i = 1, 1e7 do keep[i] = { i } end
+        end } ]]) }
+      vm:fault("static1")
+      local e = vm:events("memory")
+      assert.equal(1, #e, vm:dump())
+      assert.matches("memory cap", e[1].msg)
+      assert.equal(1, #vm:events("fallback"))   -- at once: what it holds stays held
+    end)
+
+    it("measures the policy's share of the loop's time on the virtual clock", function()
+      -- 10 ms of CPU per 100 virtual ms is 10%, over a 5% limit: the
+      -- boundary disables the policy once a 1 s window of virtual time
+      -- has passed (a wall clock would see ~100 ms pass, no window)
+      vm = testing.vm{ policy_max_share = 0.05, policy = policy_file([[
+        return { idle_ms = 100, on_idle = function()
+          local t = os.clock()
+          while os.clock() - t < 0.01 do end
+        end } ]]) }
+      vm:idle(1500)
+      local fb = vm:events("fallback")
+      assert.equal(1, #fb, vm:dump())
+      assert.matches("of the loop's time", fb[1].msg)
+      assert.is_true(fb[1].at >= 1000 and fb[1].at <= 1100, fb[1].at)
     end)
 
     it("is plain data, also when a hostile policy answers with metatables", function()

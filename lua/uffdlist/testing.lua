@@ -554,6 +554,8 @@ local function describe(r)
     return "the monitor's policy is now " .. tostring(r.name)
   elseif e == "list" then
     return "list:" .. r.op
+  elseif e == "fork" then
+    return fmt("fork: %s forks %s", r.parent, r.device)
   elseif e == "hotplug" or e == "death" or e == "exit" then
     return fmt("%s: %s", e, r.device)
   elseif e == "idle" then
@@ -575,6 +577,7 @@ function Recorder:dump()
   local lines = {}
   for i, r in ipairs(self.trace) do
     local indent = (r.event == "hotplug" or r.event == "death" or
+      r.event == "fork" or
       r.event == "idle" or r.event == "static" or r.event == "push" or
       r.event == "exit") and "" or "    "
     lines[i] = fmt("%8s ms  %s%s", tostring(r.at), indent, describe(r))
@@ -846,6 +849,24 @@ function Vm:event(dev, ev)
   push(self, d, ev, true)
 end
 
+--- The device's process forks (UFFD_FEATURE_EVENT_FORK): a fork event
+-- on its uffd carries the child's new uffd, which the monitor's fork
+-- handler registers (default: m:register).
+-- @treturn table the child device (named name, default devN)
+function Vm:fork(dev, name)
+  begin(self)
+  local parent = device_of(self, dev, 1, "fork")
+  if name ~= nil and (type(name) ~= "string" or self.devices[name]) then
+    error("bad argument #2 to 'fork' (new device name expected)", 2)
+  end
+  self.nhot = self.nhot + 1
+  local d = new_device(self, name or ("dev" .. self.nhot), true)
+  d.parent = parent.name
+  add(self, { event = "fork", device = d.name, parent = parent.name })
+  push(self, parent, { kind = "fork", uffd = d.uffd }, false)
+  return d
+end
+
 --- A page fault of the device at addr (default: its next fresh page);
 -- opts.write (or opts = "write"), opts.kind ("missing", "wp", "minor").
 -- @treturn table the fault's trace record: pages (served), fills
@@ -964,7 +985,8 @@ end
 --   table, as monitor.new takes it; default "crosvm"), policy_opts,
 --   static (number of static devices handed over and the static setup
 --   completed at once, default 0; false: call vm:static(n) yourself),
---   hook_budget_ms, batch, retry_timeout_ms (as monitor.new), handlers,
+--   hook_budget_ms, policy_memory_mb, policy_max_strikes,
+--   policy_max_share, batch, retry_timeout_ms (as monitor.new), handlers,
 --   on_error (called after the trace records the error; default silent)
 -- @treturn vm (raises the load error if the policy does not load)
 function M.vm(opts)
@@ -988,6 +1010,9 @@ function M.vm(opts)
   local ok, m = pcall(monitor.new, {
     list = list, policy = opts.policy, policy_opts = opts.policy_opts,
     hook_budget_ms = opts.hook_budget_ms, batch = opts.batch,
+    policy_memory_mb = opts.policy_memory_mb,
+    policy_max_strikes = opts.policy_max_strikes,
+    policy_max_share = opts.policy_max_share,
     retry_timeout_ms = opts.retry_timeout_ms, handlers = opts.handlers,
     clock = function() return self.now end,
     read_events = function(u, out, max) return read_events(self, u, out, max) end,
