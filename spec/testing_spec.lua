@@ -333,7 +333,10 @@ describe("uffdlist.testing", function()
         local evil = setmetatable({}, { __index = function() error("touched") end,
           __tostring = function() error("touched") end })
         return { on_fault = function() return evil end,
-          after_batch = function(stats) return setmetatable({ x = 1 }, { __pairs = error }) end }
+          after_batch = function(stats) return setmetatable({ x = 1 }, { __pairs = error }) end,
+          on_register = function()
+            error(setmetatable({}, { __tostring = function() while true do end end }))
+          end }
       ]]) }
       vm:fault("static1")
       vm:hotplug()
@@ -342,7 +345,9 @@ describe("uffdlist.testing", function()
       assert_plain(vm:decisions())
       assert_plain(vm:counters())
       assert.is_string(vm:dump())
-      assert.same({}, vm:events("hook_error"))
+      local e = vm:events("hook_error")
+      assert.equal(1, #e)
+      assert.equal("<error object>", vm:events("hook", "on_register")[1].error)
     end)
 
     it("dumps one readable line per record and the counters", function()

@@ -276,7 +276,7 @@ end
 local OUTCOME = { done = "done", partial = "done", page_exists = "exists",
   process_gone = "gone", map_changing = "parked", error = "error" }
 
-local function record_fill(self, u, addr, len, how, n, count)
+local function record_fill(self, u, addr, len, how, count)
   local rec = self.serving[u]
   if not rec then
     return
@@ -363,7 +363,7 @@ local function attach(self, m, opts)
   m.fill = function(u, addr, len)
     local r = { fill(u, addr, len) }
     local how = ufl.outcome(r[1], r[2], r[3], r[4])
-    record_fill(self, u, addr, len, how, r[1], r[4])
+    record_fill(self, u, addr, len, how, r[4])
     return unpack(r, 1, 4)
   end
   local wake = m.wake
