@@ -44,11 +44,11 @@ local string_mt = getmetatable("")
 
 -- State of the running call (calls do not nest).
 local active = false
-local deadline, name, budget, limit, stop, stop_kind
+local deadline, name, budget, limit, cap, stop, stop_kind
 
 local function memory_message()
   return s_format("policy hook '%s' exceeded its memory cap (%.1f MiB of "
-    .. "Lua heap)", name, limit / 1048576)
+    .. "Lua heap)", name, cap / 1048576)
 end
 
 local function stopped()
@@ -133,7 +133,8 @@ end
 
 --- Runs fn(...) bounded.
 -- @tparam table g name (for messages), budget_ms (CPU time; budget_label
---   the budget the message names, default budget_ms), limit (bytes
+--   the budget the message names, default budget_ms), cap (the bytes the
+--   message names, default limit), limit (bytes
 --   of Lua heap, optional), strlib (strings' methods during the call,
 --   default the sandbox's bounded string library)
 -- @tparam function fn
@@ -150,6 +151,7 @@ function M.call(g, fn, ...)
   local oh, om, oc = gethook()
   name, budget, limit = g.name or "?", g.budget_label or g.budget_ms,
     g.limit
+  cap = g.cap or limit
   stop, stop_kind = nil, nil
   deadline = os_clock() + g.budget_ms / 1000
   active = true
