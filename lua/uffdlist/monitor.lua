@@ -86,7 +86,7 @@ local function new_stats()
     prefetched = 0, errors = 0, hook_errors = 0, dynamic = 0,
     -- the policy boundary's (policy.COUNTERS, doc/monitor-api.md)
     hook_calls = 0, hook_overruns = 0, hook_memory = 0, hook_answers = 0,
-    hook_skipped = 0, policy_disabled = 0, hook_cpu_ms = 0,
+    hook_skipped = 0, policy_disabled = 0, hook_ms = 0,
   }
 end
 

@@ -31,7 +31,8 @@ local type, pairs, error, tostring, rawget, next, pcall, setmetatable =
   type, pairs, error, tostring, rawget, next, pcall, setmetatable
 local setfenv, loadstring = setfenv, loadstring
 local floor = math.floor
-local os_clock, s_format = os.clock, string.format
+local s_format = string.format
+local now_ms = require("uffdlist.core").monotonic_ms
 local collect = collectgarbage
 local jit = package.loaded.jit
 
@@ -222,7 +223,7 @@ end
 -- because the round's budget was spent; policies disabled; CPU ms spent
 -- in hooks.
 M.COUNTERS = { "hook_calls", "hook_errors", "hook_overruns", "hook_memory",
-  "hook_answers", "hook_skipped", "policy_disabled", "hook_cpu_ms" }
+  "hook_answers", "hook_skipped", "policy_disabled", "hook_ms" }
 
 local Boundary = {}
 Boundary.__index = Boundary
@@ -308,17 +309,22 @@ function M.boundary(spec, opts)
   return b
 end
 
---- Switches to another spec (the fallback does that).
-function Boundary:use(spec)
+--- Switches to another spec (the fallback does that).  The memory cap
+-- counts from the heap's size now: after a full collection, unless
+-- `quick` (the fallback: no pause in the middle of a round; the heap may
+-- still hold the old policy's garbage, so the cap is only looser).
+function Boundary:use(spec, quick)
   self.spec, self.hooks = spec, spec.hooks
   self.name, self.idle_ms, self.timer_ms = spec.name, spec.idle_ms,
     spec.timer_ms
   self.g.strlib = spec.strlib
-  collect("collect")
+  if not quick then
+    collect("collect")
+  end
   self.limit = collect("count") * 1024 + self.memory
   self.g.limit, self.g.cap = self.limit, self.memory
   self.strikes, self.round_left = 0, self.budget_ms
-  self.window_start, self.window_cpu = self.clock(), 0
+  self.window_start, self.window_ms = self.clock(), 0
 end
 
 --- Whether the policy has hook `name`.
@@ -345,20 +351,20 @@ function Boundary:disable(why)
   spec.fallback = true
   self.report("policy", s_format("policy '%s' disabled: %s; falling back "
     .. "to '%s'", from, why, M.FALLBACK), "disabled", msg)
-  self:use(spec)
+  self:use(spec, true)
   if self.on_fallback then
     self.on_fallback(self)
   end
 end
 
 -- Share of the loop's wall time: checked once a window has passed.
-local function check_share(self, cpu_ms)
-  self.window_cpu = self.window_cpu + cpu_ms
+local function check_share(self, hook_ms)
+  self.window_ms = self.window_ms + hook_ms
   local now = self.clock()
   local wall = now - self.window_start
   if wall >= M.SHARE_WINDOW_MS then
-    local share = self.window_cpu / wall
-    self.window_start, self.window_cpu = now, 0
+    local share = self.window_ms / wall
+    self.window_start, self.window_ms = now, 0
     if share > self.max_share then
       self:disable(s_format("it used %.0f%% of the loop's time (limit "
         .. "%.0f%%)", share * 100, self.max_share * 100))
@@ -404,12 +410,12 @@ local function call(self, name, a, b)
   local g = self.g
   g.name, g.budget_ms, g.budget_label = name, self.round_left,
     self.budget_ms
-  local t0 = os_clock()
+  local t0 = now_ms()
   local ok, r, kind = guard.call(g, fn, a, b)
-  local cpu_ms = (os_clock() - t0) * 1000
-  self.round_left = self.round_left - cpu_ms
-  st.hook_cpu_ms = st.hook_cpu_ms + cpu_ms
-  if check_share(self, cpu_ms) then
+  local hook_ms = now_ms() - t0
+  self.round_left = self.round_left - hook_ms
+  st.hook_ms = st.hook_ms + hook_ms
+  if check_share(self, hook_ms) then
     return false
   end
   if not ok then
