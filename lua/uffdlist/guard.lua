@@ -2,7 +2,7 @@
 --
 -- `guard.call(g, fn, ...)` runs fn(...) and returns `true, results...`,
 -- or `false, message, kind` where kind is
---   "time"   the call ran past g.budget_ms of CPU time (os.clock),
+--   "time"   the call ran past g.budget_ms (wall time, CLOCK_MONOTONIC),
 --   "memory" the Lua heap went past g.limit bytes,
 --   "yield"  fn yielded (it may not: the host's coroutine is not its own),
 --   "error"  fn raised (message: a string; an error object that is not a
@@ -28,7 +28,11 @@ local sandbox = require "uffdlist.sandbox"
 
 local type, error, tostring = type, error, tostring
 local sethook, gethook = debug.sethook, debug.gethook
-local os_clock, s_format = os.clock, string.format
+local s_format = string.format
+-- Wall time, not CPU time: what the budget protects is the loop's
+-- latency, which a hook that sleeps in the kernel or is descheduled costs
+-- as well.
+local now_ms = core.monotonic_ms
 local co_create, co_resume, co_yield = coroutine.create,
   coroutine.resume, coroutine.yield
 local collect = collectgarbage
@@ -44,11 +48,11 @@ local string_mt = getmetatable("")
 
 -- State of the running call (calls do not nest).
 local active = false
-local deadline, name, budget, limit, stop, stop_kind
+local deadline, name, budget, limit, cap, stop, stop_kind
 
 local function memory_message()
   return s_format("policy hook '%s' exceeded its memory cap (%.1f MiB of "
-    .. "Lua heap)", name, limit / 1048576)
+    .. "Lua heap)", name, cap / 1048576)
 end
 
 local function stopped()
@@ -66,7 +70,7 @@ local function on_count()
   if not active then
     return
   end
-  if os_clock() > deadline then
+  if now_ms() > deadline then
     stop, stop_kind = s_format("policy hook '%s' exceeded %g ms", name,
       budget), "time"
     error(stop, 0)
@@ -132,8 +136,9 @@ local function finish(oh, om, oc, saved_index, co, ok, tag, ...)
 end
 
 --- Runs fn(...) bounded.
--- @tparam table g name (for messages), budget_ms (CPU time; budget_label
---   the budget the message names, default budget_ms), limit (bytes
+-- @tparam table g name (for messages), budget_ms (wall time; budget_label
+--   the budget the message names, default budget_ms), cap (the bytes the
+--   message names, default limit), limit (bytes
 --   of Lua heap, optional), strlib (strings' methods during the call,
 --   default the sandbox's bounded string library)
 -- @tparam function fn
@@ -150,8 +155,9 @@ function M.call(g, fn, ...)
   local oh, om, oc = gethook()
   name, budget, limit = g.name or "?", g.budget_label or g.budget_ms,
     g.limit
+  cap = g.cap or limit
   stop, stop_kind = nil, nil
-  deadline = os_clock() + g.budget_ms / 1000
+  deadline = now_ms() + g.budget_ms
   active = true
   local saved_index = string_mt.__index
   string_mt.__index = g.strlib or sandbox.default_string

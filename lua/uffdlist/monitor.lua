@@ -88,9 +88,9 @@ local function new_stats()
     -- beyond the doc's list
     woken = 0, partial = 0, dropped = 0, retry_timeouts = 0,
     prefetched = 0, errors = 0, hook_errors = 0, dynamic = 0,
-    -- the policy boundary's (doc/monitor-api.md)
-    hook_overruns = 0, hook_memory = 0, hook_answers = 0, hook_skipped = 0,
-    policy_disabled = 0,
+    -- the policy boundary's (policy.COUNTERS, doc/monitor-api.md)
+    hook_calls = 0, hook_overruns = 0, hook_memory = 0, hook_answers = 0,
+    hook_skipped = 0, policy_disabled = 0, hook_ms = 0,
   }
 end
 
@@ -143,27 +143,13 @@ end
 
 -- ----------------------------------------------------------- the policy
 
--- What the boundary reports goes through on_error and the stats.
+-- What the boundary reports goes through on_error; it counts into
+-- m.stats itself.
 local function policy_reporter(self)
-  return function(what, msg, kind)
-    local st = self.stats
-    if kind ~= "disabled" then
-      st.hook_errors = st.hook_errors + 1
-      if kind == "time" then
-        st.hook_overruns = st.hook_overruns + 1
-      elseif kind == "memory" then
-        st.hook_memory = st.hook_memory + 1
-      elseif kind == "answer" then
-        st.hook_answers = st.hook_answers + 1
-      end
-    else
-      st.policy_disabled = st.policy_disabled + 1
-    end
+  return function(what, msg)
     report(self, what, msg)
   end
 end
-
--- ------------------------------------------------------------- new, watch
 
 local function check_opt(opts, name, default, lo, hi)
   local v = opts[name]
@@ -340,7 +326,7 @@ function Monitor:set_policy(p, popts)
     budget_ms = self.hook_budget_ms, memory_mb = self.policy_memory_mb,
     max_strikes = self.policy_max_strikes,
     max_share = self.policy_max_share,
-    report = policy_reporter(self),
+    report = policy_reporter(self), stats = self.stats,
     on_fallback = function() arm_policy_timer(self) end,
     -- the loop's clock: the policy's share of its time is measured on it
     -- (uffdlist.testing's virtual clock included)

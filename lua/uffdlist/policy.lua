@@ -31,7 +31,8 @@ local type, pairs, error, tostring, rawget, next, pcall, setmetatable =
   type, pairs, error, tostring, rawget, next, pcall, setmetatable
 local setfenv, loadstring = setfenv, loadstring
 local floor = math.floor
-local os_clock, s_format = os.clock, string.format
+local s_format = string.format
+local now_ms = require("uffdlist.core").monotonic_ms
 local collect = collectgarbage
 local jit = package.loaded.jit
 
@@ -158,7 +159,7 @@ end
 -- Runs the chunk, then the constructor it returned, each guarded.
 local function construct(chunk, opts, budget, cap, strlib, what)
   local g = { name = "load", budget_ms = budget, strlib = strlib,
-    limit = collect("count") * 1024 + cap }
+    limit = collect("count") * 1024 + cap, cap = cap }
   local ok, p, kind = guard.call(g, chunk, opts)
   if ok and type(p) == "function" then
     jit_off(p)
@@ -215,6 +216,14 @@ function M.is_spec(v)
 end
 
 -- ------------------------------------------------------------ boundary
+
+--- What a boundary counts (into opts.stats, e.g. the monitor's stats):
+-- hook calls made, failed (errors, overruns, memory, bad answers), over
+-- their time budget, over the memory cap, with a bad answer, skipped
+-- because the round's budget was spent; policies disabled; CPU ms spent
+-- in hooks.
+M.COUNTERS = { "hook_calls", "hook_errors", "hook_overruns", "hook_memory",
+  "hook_answers", "hook_skipped", "policy_disabled", "hook_ms" }
 
 local Boundary = {}
 Boundary.__index = Boundary
@@ -274,6 +283,7 @@ end
 --   on_fallback   function(boundary) after the switch to crosvm
 --   clock         wall milliseconds for max_share (default
 --                 uffdlist.monotonic_ms)
+--   stats         a table to count into (COUNTERS; default a new one)
 -- @treturn boundary
 function M.boundary(spec, opts)
   if not M.is_spec(spec) then
@@ -289,24 +299,32 @@ function M.boundary(spec, opts)
   b.report = opts.report or function() end
   b.on_fallback = opts.on_fallback
   b.clock = opts.clock or require("uffdlist").monotonic_ms
-  b.stats = { calls = 0, failures = 0, overruns = 0, memory = 0,
-    answers = 0, skipped = 0, disabled = 0, cpu_ms = 0 }
+  local st = opts.stats or {}
+  for _, k in pairs(M.COUNTERS) do
+    st[k] = st[k] or 0
+  end
+  b.stats = st
   b.g = { budget_ms = b.budget_ms }
   b:use(spec)
   return b
 end
 
---- Switches to another spec (the fallback does that).
-function Boundary:use(spec)
+--- Switches to another spec (the fallback does that).  The memory cap
+-- counts from the heap's size now: after a full collection, unless
+-- `quick` (the fallback: no pause in the middle of a round; the heap may
+-- still hold the old policy's garbage, so the cap is only looser).
+function Boundary:use(spec, quick)
   self.spec, self.hooks = spec, spec.hooks
   self.name, self.idle_ms, self.timer_ms = spec.name, spec.idle_ms,
     spec.timer_ms
   self.g.strlib = spec.strlib
-  collect("collect")
+  if not quick then
+    collect("collect")
+  end
   self.limit = collect("count") * 1024 + self.memory
-  self.g.limit = self.limit
+  self.g.limit, self.g.cap = self.limit, self.memory
   self.strikes, self.round_left = 0, self.budget_ms
-  self.window_start, self.window_cpu = self.clock(), 0
+  self.window_start, self.window_ms = self.clock(), 0
 end
 
 --- Whether the policy has hook `name`.
@@ -321,7 +339,7 @@ end
 
 function Boundary:disable(why)
   local st = self.stats
-  st.disabled = st.disabled + 1
+  st.policy_disabled = st.policy_disabled + 1
   local from = self.name
   if from == M.FALLBACK and self.spec.fallback then
     return   -- the fallback stays, whatever happens to it
@@ -333,20 +351,20 @@ function Boundary:disable(why)
   spec.fallback = true
   self.report("policy", s_format("policy '%s' disabled: %s; falling back "
     .. "to '%s'", from, why, M.FALLBACK), "disabled", msg)
-  self:use(spec)
+  self:use(spec, true)
   if self.on_fallback then
     self.on_fallback(self)
   end
 end
 
 -- Share of the loop's wall time: checked once a window has passed.
-local function check_share(self, cpu_ms)
-  self.window_cpu = self.window_cpu + cpu_ms
+local function check_share(self, hook_ms)
+  self.window_ms = self.window_ms + hook_ms
   local now = self.clock()
   local wall = now - self.window_start
   if wall >= M.SHARE_WINDOW_MS then
-    local share = self.window_cpu / wall
-    self.window_start, self.window_cpu = now, 0
+    local share = self.window_ms / wall
+    self.window_start, self.window_ms = now, 0
     if share > self.max_share then
       self:disable(s_format("it used %.0f%% of the loop's time (limit "
         .. "%.0f%%)", share * 100, self.max_share * 100))
@@ -357,13 +375,13 @@ end
 
 local function failed(self, name, msg, kind)
   local st = self.stats
-  st.failures = st.failures + 1
+  st.hook_errors = st.hook_errors + 1
   if kind == "time" then
-    st.overruns = st.overruns + 1
+    st.hook_overruns = st.hook_overruns + 1
   elseif kind == "memory" then
-    st.memory = st.memory + 1
+    st.hook_memory = st.hook_memory + 1
   elseif kind == "answer" then
-    st.answers = st.answers + 1
+    st.hook_answers = st.hook_answers + 1
   end
   self.report("policy." .. name .. (kind == "answer" and ".answer" or ""),
     msg, kind)
@@ -385,19 +403,19 @@ local function call(self, name, a, b)
   end
   local st = self.stats
   if self.round_left <= 0 then
-    st.skipped = st.skipped + 1
+    st.hook_skipped = st.hook_skipped + 1
     return false
   end
-  st.calls = st.calls + 1
+  st.hook_calls = st.hook_calls + 1
   local g = self.g
   g.name, g.budget_ms, g.budget_label = name, self.round_left,
     self.budget_ms
-  local t0 = os_clock()
+  local t0 = now_ms()
   local ok, r, kind = guard.call(g, fn, a, b)
-  local cpu_ms = (os_clock() - t0) * 1000
-  self.round_left = self.round_left - cpu_ms
-  st.cpu_ms = st.cpu_ms + cpu_ms
-  if check_share(self, cpu_ms) then
+  local hook_ms = now_ms() - t0
+  self.round_left = self.round_left - hook_ms
+  st.hook_ms = st.hook_ms + hook_ms
+  if check_share(self, hook_ms) then
     return false
   end
   if not ok then
