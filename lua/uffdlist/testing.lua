@@ -491,7 +491,7 @@ local function show(v)
   local t = type(v)
   if t == "string" then
     return v
-  elseif t == "number" and v % 1 == 0 and v >= 0x10000 then
+  elseif t == "number" and v % 1 == 0 and v >= 0x10000 and v < 2 ^ 53 then
     return fmt("0x%x", v)
   elseif t ~= "table" then
     return tostring(v)
@@ -534,8 +534,8 @@ local function describe(r)
       fills[i] = fmt("%+d%s", f.offset, f.outcome == "done" and "" or
         " " .. f.outcome)
     end
-    return fmt("%s %s fault (%s) at 0x%x: %d page%s served [%s]%s -> %s",
-      r.device, r.write and "write" or "read", r.kind, r.address, r.pages,
+    return fmt("%s %s fault (%s) at %s: %d page%s served [%s]%s -> %s",
+      r.device, r.write and "write" or "read", r.kind, show(r.address), r.pages,
       r.pages == 1 and "" or "s", concat(fills, " "),
       r.woken and " woken" or "", tostring(r.outcome))
   elseif e == "hook" then
@@ -559,9 +559,9 @@ local function describe(r)
   elseif e == "hotplug" or e == "death" or e == "exit" then
     return fmt("%s: %s", e, r.device)
   elseif e == "idle" then
-    return fmt("idle %d ms", r.ms)
+    return fmt("idle %g ms", r.ms)
   elseif e == "timer" then
-    return fmt("timer fires (every %d ms)", r.period)
+    return fmt("timer fires (every %g ms)", r.period)
   elseif e == "static" then
     return fmt("%d static devices hand over their uffds", r.n)
   elseif e == "push" then
