@@ -19,8 +19,8 @@
 -- ufl.monotonic_ms (CLOCK_MONOTONIC).  The policy's timer comes from
 -- `m.timerfd(ms)` (opts.timerfd; default ufl.timerfd): anything with
 -- fd/read/close that the wait context takes.  `m:timeout()` is the wait
--- the next `step()` would do, for a host (or uffdlist.testing's virtual
--- clock) that waits itself and then calls `step(0)`.
+-- the next `step()` would do (seconds), for a host (or uffdlist.testing's
+-- virtual clock) that waits itself and then calls `step(0)`.
 --
 -- The policy is behind uffdlist.policy's boundary (`m.policy`): the loop
 -- calls its methods with plain values and gets plain decisions back; the
@@ -771,15 +771,6 @@ local function wait_timeout(self, timeout)
   return math.ceil(timeout)
 end
 
---- The wait timeout in ms the next `step()` (no argument) would use: the
--- policy's idle_ms, else 100; 1 while faults are parked.  A host that
--- polls the list's fd in its own loop waits this long, then calls
--- `step(0)`.
--- @treturn number milliseconds
-function Monitor:timeout()
-  return wait_timeout(self, nil)
-end
-
 -- Dispatches the ready sources: uffds first (faults block threads), then
 -- the watched fds.  Returns whether any was active (the loop's own timer
 -- does not count).
@@ -898,6 +889,34 @@ function Monitor:close()
   for target in pairs(self.watches) do
     self:unwatch(target)
   end
+end
+
+-- ------------------------------------------------- outer event loops
+-- cqueues' pollable triple, so a host's loop (cqueues, luv, its own epoll)
+-- drives the monitor instead of m:run(): wait until pollfd() is readable
+-- or timeout() seconds passed, then call m:step(0).
+
+--- The fd an outer loop polls for reading: the list's wait context's epoll
+-- fd (readable while any uffd, watched fd or the policy timer is).
+function Monitor:pollfd()
+  return self.ctx:pollfd()
+end
+
+--- "r": pollfd() is polled for reading.
+function Monitor:events()
+  return "r"
+end
+
+--- Seconds an outer loop may wait before the next m:step(0): the wait
+-- m:step() itself would do (the policy's idle_ms, else 100 ms; 1 ms while
+-- faults are parked), so on_idle and the parked-fault retries still run;
+-- nil when step would wait until ready (a table policy's idle_ms < 0).
+function Monitor:timeout()
+  local ms = wait_timeout(self, nil)
+  if ms < 0 then
+    return nil
+  end
+  return ms / 1000
 end
 
 M.Monitor = Monitor

@@ -17,8 +17,8 @@
 -- Whatever a scripted action made ready (a fault queued on a fake uffd,
 -- a uffd handed over on the kit's control fd, a timer) is handled at once
 -- by `m:step(0)`, in zero virtual time.  Time passes only in `vm:idle`:
--- the monitor is in its wait (`m:timeout()` long, from the end of its last
--- round); the wait ends when it times out (a timed-out round: on_idle), or
+-- the monitor is in its wait (`m:timeout()` seconds long, from the end of
+-- its last round); the wait ends when it times out (a timed-out round: on_idle), or
 -- earlier when the policy's timer fires.  Hot-plugged uffds and the static
 -- setup reach the monitor through a watched fd, as in examples/vm: inside
 -- a round, like a uffd received on a device socket.
@@ -909,7 +909,7 @@ function Vm:fault(dev, addr, opts)
 end
 
 --- ms of virtual time pass without an event from any device: the monitor
--- waits m:timeout() ms at a time from the end of its last round (each
+-- waits m:timeout() (seconds) at a time from the end of its last round (each
 -- wait that times out is a round that calls on_idle), and the policy's
 -- timer fires on its period.  idle(0) runs nothing.
 function Vm:idle(ms)
@@ -922,8 +922,10 @@ function Vm:idle(ms)
   local target = self.now + ms
   while true do
     settle(self)
+    -- seconds (the pollable protocol), nil: until ready
     local t = self.m:timeout()
-    local wait_end = t < 0 and huge or self.wait_start + math.max(t, 1)
+    local wait_end = t == nil and huge or
+      self.wait_start + math.max(floor(t * 1000 + 0.5), 1)
     local due = next_due(self)
     local nxt = math.min(wait_end, due, target)
     if nxt > self.now then
