@@ -98,7 +98,8 @@ describe("uffdlist-policy check", function()
     -- three failed calls in a row: the policy is disabled, crosvm goes on
     assert.matches("FALLBACK policy: policy '.-' disabled: 3 failed calls in a row", out)
     assert.matches("the monitor's policy is now crosvm", out)
-    assert.matches("\nFAIL .*: 3 hook errors %(0 budget overruns%), 1 fallback\n$", out)
+    assert.matches("\nFAIL .*: 3 hook errors %(0 time overruns, 0 memory overruns, "
+      .. "0 bad answers%), 1 fallback\n$", out)
   end)
 
   it("fails a policy whose hook runs past its budget", function()
@@ -111,7 +112,24 @@ describe("uffdlist-policy check", function()
     local status, out = run("check " .. q(p))
     assert.equal(1, status, out)
     assert.matches("BUDGET policy.on_fault: policy hook 'on_fault' exceeded 100 ms", out)
-    assert.matches("1 hook error %(1 budget overrun%)", out)
+    assert.matches("1 hook error %(1 time overrun, 0 memory overruns", out)
+  end)
+
+  it("fails a policy past its memory cap, and one answering nonsense", function()
+    local p = policy([[
+      local keep = {}
+      return { on_fault = function()
+        for i = 1, 1e7 do keep[i] = { i } end
+      end } ]])
+    local status, out = run("check " .. q(p))
+    assert.equal(1, status, out)
+    assert.matches("MEMORY policy.on_fault: .*memory cap", out)
+    assert.matches("1 memory overrun", out)
+    p = policy("return { on_fault = function() return -1 end }")
+    status, out = run("check " .. q(p))
+    assert.equal(1, status, out)
+    assert.matches("BAD_ANSWER policy.on_fault.answer: bad answer", out)
+    assert.matches("3 bad answers%), 1 fallback\n$", out)
   end)
 
   it("fails a policy that breaks out of its sandbox", function()
