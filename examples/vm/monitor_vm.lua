@@ -409,7 +409,7 @@ end
 -- The longest step, over its wait timeout (the policy's idle_ms, else the
 -- default): a step may take its timeout, plus the hooks' shared budget,
 -- plus its fills.  And the peak RSS, sampled.
-local function note_step(s, m, t0, timeout)
+local function note_step(s, t0, timeout)
   local r, t = s.r, vm.now()
   local ms = (t - t0) * 1000
   local over = ms - timeout
@@ -434,7 +434,7 @@ local function step(s, m)
   local timeout = m.policy.idle_ms or DEFAULT_WAIT_MS
   local t0 = vm.now()
   m:step()
-  note_step(s, m, t0, timeout)
+  note_step(s, t0, timeout)
   note_round(s, st, before)
   flush_go(s)
   progress(s, m)

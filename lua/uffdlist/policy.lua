@@ -195,8 +195,14 @@ function M.load(path_or_name, opts)
     return nil, strlib
   end
   jit_off(chunk)
-  local budget = opts.hook_budget_ms or M.DEFAULT_BUDGET_MS
-  local cap = (opts.memory_mb or M.DEFAULT_MEMORY_MB) * 1048576
+  local budget, bmsg = M.check_int(opts.hook_budget_ms or
+    M.DEFAULT_BUDGET_MS, "hook_budget_ms", 1, 60000)
+  local mb, mmsg = M.check_int(opts.memory_mb or M.DEFAULT_MEMORY_MB,
+    "memory_mb", 1, 1048576)
+  if not (budget and mb) then
+    error("bad argument #2 to 'load' (" .. (bmsg or mmsg) .. ")", 2)
+  end
+  local cap = mb * 1048576
   return construct(chunk, opts, budget, cap,
     type(strlib) == "table" and strlib or nil, path_or_name)
 end
@@ -271,7 +277,7 @@ end
 --- The boundary between a monitor and its policy.
 -- @tparam table spec from load or from_table
 -- @tparam[opt] table opts
---   budget_ms     CPU time of all hook calls of one round (default 100)
+--   budget_ms     wall time of all hook calls of one round (default 100)
 --   memory_mb     Lua heap the policy may add to the heap's size now
 --                 (default 64)
 --   max_strikes   failed calls in a row that disable the policy (3)
@@ -298,7 +304,7 @@ function M.boundary(spec, opts)
   b.max_share = opts.max_share or M.DEFAULT_MAX_SHARE
   b.report = opts.report or function() end
   b.on_fallback = opts.on_fallback
-  b.clock = opts.clock or require("uffdlist").monotonic_ms
+  b.clock = opts.clock or now_ms
   local st = opts.stats or {}
   for _, k in pairs(M.COUNTERS) do
     st[k] = st[k] or 0
@@ -373,7 +379,12 @@ local function check_share(self, hook_ms)
   end
 end
 
+M.MAX_MESSAGE = 1000   -- bytes of a hook's error message kept in a report
+
 local function failed(self, name, msg, kind)
+  if #msg > M.MAX_MESSAGE then
+    msg = msg:sub(1, M.MAX_MESSAGE) .. "... (" .. #msg .. " bytes)"
+  end
   local st = self.stats
   st.hook_errors = st.hook_errors + 1
   if kind == "time" then

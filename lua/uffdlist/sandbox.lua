@@ -40,9 +40,8 @@
 
 local type, error, select, tostring, pairs = type, error, select, tostring,
   pairs
-local pcall, xpcall, setmetatable, rawget = pcall, xpcall, setmetatable,
-  rawget
-local unpack = unpack or table.unpack
+local pcall, setmetatable, rawget = pcall, setmetatable, rawget
+local unpack = unpack or table.unpack  -- luacheck: ignore 143
 local co_create, co_resume, co_yield, co_running, co_status =
   coroutine.create, coroutine.resume, coroutine.yield, coroutine.running,
   coroutine.status
@@ -211,11 +210,6 @@ end
 
 local in_gsub = false
 
-local function gsub_done(...)
-  in_gsub = false
-  return ...
-end
-
 local function gsub_failed(ok, ...)
   in_gsub = false
   if not ok then
@@ -235,7 +229,7 @@ local function bounded_gsub(s, p, repl, n)
       .. "this LuaJIT crashes on that recursion)", 2)
   end
   in_gsub = true
-  return gsub_done(gsub_failed(pcall(s_gsub, s, p, repl, n)))
+  return gsub_failed(pcall(s_gsub, s, p, repl, n))
 end
 
 -- A fresh bounded string library.

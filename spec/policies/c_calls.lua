@@ -7,8 +7,7 @@ local function run()
   if case == "rep" then
     while true do pcall(string.rep, "x", 2 ^ 30) end
   elseif case == "rep_method" then
-    local x = ""
-    while true do x = ("x"):rep(2 ^ 30) end
+    while true do local _ = ("x"):rep(2 ^ 30) end
   elseif case == "find" then
     return string.find(("a"):rep(40), ".-.-.-.-.-.-.-.-.-b")
   elseif case == "find_method" then
