@@ -119,7 +119,7 @@ describe("uffdlist-policy check", function()
     local p = policy([[
       local keep = {}
       return { on_fault = function()
-        for i = 1, 1e7 do keep[i] = { i } end
+        for i = 1, 1e6 do keep[i] = ("x"):rep(1048576) .. i end  -- 1 MiB a step
       end } ]])
     local status, out = run("check " .. q(p))
     assert.equal(1, status, out)
