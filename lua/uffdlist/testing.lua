@@ -1092,12 +1092,19 @@ function M.standard_scenario(vm)
 end
 
 --- Loads the policy at path, runs the standard scenario over it.
+-- @tparam string path
+-- @tparam[opt] table popts the constructor's opts
+-- @tparam[opt] table vmopts more options of testing.vm (hook_budget_ms,
+--   policy_memory_mb, policy_max_strikes, policy_max_share)
 -- @treturn[1] vm the vm after the scenario (vm:counters().hook_errors > 0
 --   when a hook failed)
 -- @return[2] nil, load error message
-function M.check(path, popts)
-  local ok, vm = pcall(M.vm, { policy = path, policy_opts = popts,
-    static = false })
+function M.check(path, popts, vmopts)
+  local o = { policy = path, policy_opts = popts, static = false }
+  for k, v in pairs(vmopts or {}) do
+    o[k] = v
+  end
+  local ok, vm = pcall(M.vm, o)
   if not ok then
     return nil, tostring(vm)
   end
