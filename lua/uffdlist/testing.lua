@@ -982,14 +982,19 @@ function Vm:close()
   end
 end
 
+-- testing.vm's own options; the fakes' seams are the kit's.
+local KIT_OPTS = { static = true, on_error = true, list = true, clock = true,
+  read_events = true, fill = true, wake = true, timerfd = true }
+
 --- A fake VM running the real monitor with the given policy.
 -- @tparam[opt] table opts policy (a ready policy's name, a file path or a
 --   table, as monitor.new takes it; default "crosvm"), policy_opts,
 --   static (number of static devices handed over and the static setup
 --   completed at once, default 0; false: call vm:static(n) yourself),
---   hook_budget_ms, policy_memory_mb, policy_max_strikes,
---   policy_max_share, batch, retry_timeout_ms (as monitor.new), handlers,
---   on_error (called after the trace records the error; default silent)
+--   on_error (called after the trace records the error; default silent);
+--   any other option is monitor.new's (hook_budget_ms, policy_memory_mb,
+--   policy_max_strikes, policy_max_share, batch, retry_timeout_ms,
+--   handlers, ...)
 -- @treturn vm (raises the load error if the policy does not load)
 function M.vm(opts)
   opts = opts or {}
@@ -1009,20 +1014,24 @@ function M.vm(opts)
   }
   local list = assert(ufl.list(main.uffd, checker))
   self.real_list = list
-  local ok, m = pcall(monitor.new, {
-    list = list, policy = opts.policy, policy_opts = opts.policy_opts,
-    hook_budget_ms = opts.hook_budget_ms, batch = opts.batch,
-    policy_memory_mb = opts.policy_memory_mb,
-    policy_max_strikes = opts.policy_max_strikes,
-    policy_max_share = opts.policy_max_share,
-    retry_timeout_ms = opts.retry_timeout_ms, handlers = opts.handlers,
-    clock = function() return self.now end,
-    read_events = function(u, out, max) return read_events(self, u, out, max) end,
-    fill = function(u, addr, len) return fake_fill(self, u, addr, len) end,
-    wake = function(u, addr, len) return fake_wake(self, u, addr, len) end,
-    timerfd = function(ms) return fake_timerfd(self, ms) end,
-    on_error = function() end,
-  })
+  -- The monitor's own options pass through (device options too, whatever
+  -- monitor.new takes); the kit's fakes replace these.
+  local mopts = {}
+  for k, v in pairs(opts) do
+    if not KIT_OPTS[k] then
+      mopts[k] = v
+    end
+  end
+  mopts.list = list
+  mopts.clock = function() return self.now end
+  mopts.read_events = function(u, out, max)
+    return read_events(self, u, out, max)
+  end
+  mopts.fill = function(u, addr, len) return fake_fill(self, u, addr, len) end
+  mopts.wake = function(u, addr, len) return fake_wake(self, u, addr, len) end
+  mopts.timerfd = function(ms) return fake_timerfd(self, ms) end
+  mopts.on_error = function() end
+  local ok, m = pcall(monitor.new, mopts)
   if not ok then
     local ctx = list:waitctx()
     list:close()
