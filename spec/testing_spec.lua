@@ -159,6 +159,16 @@ describe("uffdlist.testing", function()
       assert.equal(1, vm:fault(c).pages)
     end)
 
+    it("an exit hint needs a monitor that takes them (the extension point)", function()
+      vm = testing.vm{}
+      local d = vm:hotplug()
+      if type(vm.m.exit_hint) ~= "function" then
+        assert.has_error(function() vm:kill(d, { hint = true }) end,
+          "kill: this monitor takes no exit hints (no m:exit_hint)")
+        assert.is_true(d.dead)             -- the death itself happened
+      end
+    end)
+
     it("hands raw events to the monitor's handlers", function()
       local seen = {}
       vm = testing.vm{ static = 1, handlers = {

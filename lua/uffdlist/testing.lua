@@ -209,9 +209,6 @@ local function list_proxy(self, real)
       local nm = auto_name(self, u, dyn)
       add(self, { event = "register", device = nm, index = u:index(),
         dynamic = dyn })
-      if dyn then
-        self.dynamic[u] = true
-      end
     end
     return dyn, msg, errno
   end
@@ -229,7 +226,6 @@ local function list_proxy(self, real)
     for _, u in ipairs(before) do
       if u:is_closed() then
         gone[#gone + 1] = self.names[u] or "?"
-        self.dynamic[u] = nil
         if self.on_collect then
           self.on_collect(u)
         end
@@ -257,7 +253,15 @@ local function list_proxy(self, real)
       return function(_, ...) return f(real, ...) end
     end
     return function(_, ...)
-      add(self, { event = "list", op = k })
+      local args = plain_args(self.names, ...)
+      -- an entry's index: its device's name too
+      local i = args[1]
+      local dev
+      if type(i) == "number" then
+        local ok, u = pcall(real.get, real, i)
+        dev = ok and u and self.names[u] or nil
+      end
+      add(self, { event = "list", op = k, args = args, device = dev })
       return f(real, ...)
     end
   end })
@@ -341,7 +345,6 @@ local function attach(self, m, opts)
   self.names = self.names or {}
   self.last_hook = {}
   self.serving = setmetatable({}, { __mode = "k" })
-  self.dynamic = setmetatable({}, { __mode = "k" })
   self.collected_names = {}
   self.page_size = ufl.page_size()
   self.clock = opts.clock or m.clock
@@ -553,7 +556,12 @@ local function describe(r)
   elseif e == "policy" then
     return "the monitor's policy is now " .. tostring(r.name)
   elseif e == "list" then
-    return "list:" .. r.op
+    local args = {}
+    for i, a in ipairs(r.args or {}) do
+      args[i] = show(a)
+    end
+    return fmt("list:%s(%s)%s", r.op, concat(args, ", "),
+      r.device and " [" .. r.device .. "]" or "")
   elseif e == "fork" then
     return fmt("fork: %s forks %s", r.parent, r.device)
   elseif e == "hotplug" or e == "death" or e == "exit" then
