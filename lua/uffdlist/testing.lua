@@ -18,8 +18,8 @@
 -- a uffd handed over on the kit's control fd, a timer) is handled at once
 -- by `m:step(0)`, in zero virtual time.  Time passes only in `vm:idle`:
 -- the monitor is in its wait (`m:timeout()` seconds long, from the end of
--- its last round); the wait ends when it times out (a timed-out round: on_idle), or
--- earlier when the policy's timer fires.  Hot-plugged uffds and the static
+-- its last round); the wait ends when it times out (a timed-out round:
+-- on_idle), or earlier when the policy's timer fires.  Hot-plugged uffds and the static
 -- setup reach the monitor through a watched fd, as in examples/vm: inside
 -- a round, like a uffd received on a device socket.
 -- @module uffdlist.testing
@@ -41,7 +41,7 @@ local M = {}
 
 -- The hooks a policy may have (the policy module's list when it has one).
 local HOOKS = policy_mod.HOOKS or { "on_register", "on_static_complete",
-  "on_fault", "on_idle", "after_batch", "on_timer", "on_exit" }
+  "on_fault", "on_idle", "after_batch", "on_timer" }
 
 -- Flags of a pagefault message (linux/userfaultfd.h).
 local FLAG_WRITE, FLAG_WP, FLAG_MINOR = 1, 2, 4
@@ -622,7 +622,6 @@ local function new_device(self, name, dynamic)
   self.dev_ev[u], self.dev_of[u], self.queue[u] = ev, d, { first = 1, last = 0 }
   self.present[u] = {}
   self.devices[name] = d
-  self.order[#self.order + 1] = d
   self.names[u] = name
   return d
 end
@@ -1011,7 +1010,7 @@ function M.vm(opts)
       ")", 2)
   end
   local self = { now = 0, wait_start = 0, ndevices = 0, nhot = 0,
-    devices = {}, order = {}, dev_ev = {}, dev_of = {}, queue = {},
+    devices = {}, dev_ev = {}, dev_of = {}, queue = {},
     present = {}, dead = {}, timers = {}, actions = {}, scratch = {},
     scratch_evs = {}, rounds = 0, names = {} }
   local main = new_device(self, "main", false)
