@@ -58,8 +58,9 @@ local function device(sock)
   end
 end
 
-local function run_kit()
-  local vm = testing.vm{ policy = POLICY, policy_opts = OPTS, static = false }
+local function run_kit(policy, opts)
+  local vm = testing.vm{ policy = policy, policy_opts = opts, static = false,
+    policy_max_strikes = 2 }
   for _, s in ipairs(SCRIPT) do
     local op = s[1]
     if op == "static" then
@@ -102,22 +103,15 @@ describe("uffdlist.testing against real uffds of real children", function()
     m, list, checker, main, kids = nil, nil, nil, nil, nil
   end)
 
-  it("makes the same decisions for one event sequence", function()
-    if not can_create() then
-      pending("creating a userfaultfd needs /dev/userfaultfd or "
-        .. "vm.unprivileged_userfaultfd=1")
-      return
-    end
-    local kit = run_kit()
-    local kit_decisions = kit:decisions()
-    local kit_dump = kit:dump()
-    kit:close()
-
+  -- Plays SCRIPT on a monitor serving real children; returns its recorder
+  -- and the reports of its on_error.
+  local function run_real(policy, opts)
     kids, errors = {}, {}
     checker = assert(ufl.checker())     -- before any fork
     main = assert(ufl.create())
     list = assert(ufl.list(main, checker))
-    m = monitor.new{ list = list, policy = POLICY, policy_opts = OPTS,
+    m = monitor.new{ list = list, policy = policy, policy_opts = opts,
+      policy_max_strikes = 2,
       on_error = function(_, what, msg) errors[#errors + 1] = what .. ": " .. msg end }
     local rec = testing.observe(m)
     local by_name, nstatic, nhot = {}, 0, 0
@@ -169,11 +163,56 @@ describe("uffdlist.testing against real uffds of real children", function()
       end
     end
 
-    assert.same({}, errors)
+    return rec, errors
+  end
+
+  local function same_decisions(policy, opts)
+    local kit = run_kit(policy, opts)
+    local kit_decisions, kit_dump = kit:decisions(), kit:dump()
+    kit:close()
+    local rec, errs = run_real(policy, opts)
     assert.same(kit_decisions, rec:decisions(),
       "kit:\n" .. kit_dump .. "\nreal:\n" .. rec:dump())
+    return rec, errs
+  end
+
+  local function need_uffd()
+    if can_create() then return true end
+    pending("creating a userfaultfd needs /dev/userfaultfd or "
+      .. "vm.unprivileged_userfaultfd=1")
+  end
+
+  it("makes the same decisions for one event sequence", function()
+    if not need_uffd() then return end
+    local rec, errs = same_decisions(POLICY, OPTS)
+    assert.same({}, errs)
     -- and the sequence did decide things
     assert.same({ "dev2", "dev1", "dev4" }, rec:collected())
     assert.equal(4, rec:events("fault")[1].pages)
+  end)
+
+  it("makes the same decisions when the policy fails and falls back to crosvm", function()
+    if not need_uffd() then return end
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    -- fails from the 4th fault on; an on_idle answer between resets the
+    -- count of failures in a row: the 3rd failure, the 2nd in a row,
+    -- disables it
+    f:write([[
+      local faults = 0
+      return { idle_ms = 100,
+        on_fault = function(entry, fault)
+          faults = faults + 1
+          if faults >= 4 then error("lost count") end
+          return fault.write and 2 or 1
+        end,
+        on_idle = function() return "gc" end } ]])
+    f:close()
+    local ok, rec = pcall(same_decisions, path, nil)
+    os.remove(path)
+    assert(ok, rec)
+    assert.equal(3, #rec:events("hook_error"))
+    assert.equal(1, #rec:events("fallback"))
+    assert.equal("crosvm", rec:events("policy")[1].name)
   end)
 end)
