@@ -883,5 +883,33 @@ function Monitor:close()
   end
 end
 
+-- ------------------------------------------------- outer event loops
+-- cqueues' pollable triple, so a host's loop (cqueues, luv, its own epoll)
+-- drives the monitor instead of m:run(): wait until pollfd() is readable
+-- or timeout() seconds passed, then call m:step(0).
+
+--- The fd an outer loop polls for reading: the list's wait context's epoll
+-- fd (readable while any uffd, watched fd or the policy timer is).
+function Monitor:pollfd()
+  return self.ctx:pollfd()
+end
+
+--- "r": pollfd() is polled for reading.
+function Monitor:events()
+  return "r"
+end
+
+--- Seconds an outer loop may wait before the next m:step(0): the wait
+-- m:step() itself would do (the policy's idle_ms, else 100 ms; 1 ms while
+-- faults are parked), so on_idle and the parked-fault retries still run;
+-- nil when step would wait until ready (a table policy's idle_ms < 0).
+function Monitor:timeout()
+  local ms = wait_timeout(self, nil)
+  if ms < 0 then
+    return nil
+  end
+  return ms / 1000
+end
+
 M.Monitor = Monitor
 return M
