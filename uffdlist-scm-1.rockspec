@@ -15,7 +15,7 @@ and collect those whose process died, with lifecycle policies in Lua.
 }
 supported_platforms = { "linux" }
 dependencies = {
-   "lua >= 5.1",
+   "lua >= 5.1, < 5.5",  -- LuaJIT 2.1, PUC 5.1, 5.3, 5.4 tested (5.2 not)
 }
 test_dependencies = {
    "busted",

@@ -19,10 +19,14 @@
 -- Fake uffds are pipes (read end adopted, owned, without the uffd check):
 -- writing a byte makes one ready, reading it makes it quiet again.
 local ufl = require "uffdlist"
-local unistd = require "posix.unistd"
+local posix = require "spec.helpers.posix"
+local it = posix.it(it, function(msg) pending(msg) end)
+local unistd = posix.require "posix.unistd"
 local child = require "spec.helpers.child"
 
 local E = ufl.errno
+local unpack = unpack or table.unpack -- 5.1 / 5.2+
+local function pack(...) return { n = select("#", ...), ... } end
 
 -- ------------------------------------------------------------------ fakes
 
@@ -162,9 +166,9 @@ end
 
 -- Calls f(...) protected: it must not raise; returns its results.
 local function noraise(what, f, ...)
-  local res = { pcall(f, ...) }
+  local res = pack(pcall(f, ...))
   assert(res[1], what .. " raised: " .. tostring(res[2]))
-  return unpack(res, 2, table.maxn(res))
+  return unpack(res, 2, res.n)
 end
 
 local function assert_failure(what, r, msg, errno)

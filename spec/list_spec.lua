@@ -3,7 +3,9 @@
 -- Lua, as the reference fakes them.  Then what the list adds beyond crosvm.
 -- Real uffds of real processes: real_kernel_spec.lua.
 local ufl = require "uffdlist"
-local unistd = require "posix.unistd"
+local posix = require "spec.helpers.posix"
+local it = posix.it(it, function(msg) pending(msg) end)
+local unistd = posix.require "posix.unistd"
 
 -- FakeDeadUffdChecker: a Lua table with register/is_dead/reset.  A fake
 -- uffd is an owned dup of an eventfd adopted without the uffd check; the

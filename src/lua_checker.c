@@ -168,5 +168,5 @@ static const luaL_Reg functions[] = {
 void lufl_open_checker(lua_State *L)
 {
 	lufl_newclass(L, LUFL_CHECKER, methods, meta);
-	luaL_register(L, NULL, functions);
+	luaL_setfuncs(L, functions, 0);
 }

@@ -58,6 +58,22 @@ static int fo_fd(lua_State *L)
 	return 1;
 }
 
+/* events() -> "r", timeout() -> nil: with pollfd(), cqueues' pollable
+ * protocol (a timerfd's own expiry is what makes it readable). */
+static int fo_events(lua_State *L)
+{
+	checkfdobj_open(L);
+	lua_pushliteral(L, "r");
+	return 1;
+}
+
+static int fo_timeout(lua_State *L)
+{
+	checkfdobj_open(L);
+	lua_pushnil(L);
+	return 1;
+}
+
 /* read() -> the counter (eventfd) or the expirations (timerfd) since the
  * last read; 0 when there is nothing (not readable) / nil, msg, errno */
 static int fo_read(lua_State *L)
@@ -232,6 +248,8 @@ static int tf_set(lua_State *L)
 static const luaL_Reg ev_methods[] = {
 	{ "fd", fo_fd },
 	{ "pollfd", fo_fd },
+	{ "events", fo_events },
+	{ "timeout", fo_timeout },
 	{ "read", fo_read },
 	{ "write", ev_write },
 	{ "is_closed", fo_is_closed },
@@ -242,6 +260,8 @@ static const luaL_Reg ev_methods[] = {
 static const luaL_Reg tf_methods[] = {
 	{ "fd", fo_fd },
 	{ "pollfd", fo_fd },
+	{ "events", fo_events },
+	{ "timeout", fo_timeout },
 	{ "read", fo_read },
 	{ "set", tf_set },
 	{ "is_closed", fo_is_closed },
@@ -278,5 +298,5 @@ void lufl_open_fds(lua_State *L)
 {
 	lufl_newclass(L, LUFL_EVENTFD, ev_methods, fo_meta);
 	lufl_newclass(L, LUFL_TIMERFD, tf_methods, fo_meta);
-	luaL_register(L, NULL, functions);
+	luaL_setfuncs(L, functions, 0);
 }

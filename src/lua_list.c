@@ -215,7 +215,7 @@ static int begin_call(lua_State *L, struct lufl_list *ls, int idx)
 {
 	luaL_checkstack(L, 16, NULL);
 	lua_pushnil(L);
-	lua_getfenv(L, idx);
+	lua_getuservalue(L, idx);
 	lua_rawgeti(L, -1, LUFL_LENV_TRAMP);
 	lua_insert(L, -2);
 	ls->cbbase = lua_gettop(L) - 2;
@@ -327,7 +327,7 @@ static int l_list(lua_State *L)
 	lua_pushcfunction(L, tramp);
 	lua_rawseti(L, ENV, LUFL_LENV_TRAMP);
 	lua_pushvalue(L, ENV);
-	lua_setfenv(L, LIST);
+	lua_setuservalue(L, LIST);
 	if (!ctx) {
 		ctx = lufl_waitctx_new(L);
 		r = ufl_waitctx_open(&ctx->w);
@@ -415,7 +415,7 @@ static int m_register(lua_State *L)
 	if (u->u.list)
 		luaL_argerror(L, U, "uffd already in a list");
 	lua_settop(L, U);
-	lua_getfenv(L, LIST);
+	lua_getuservalue(L, LIST);
 	lua_rawgeti(L, ENV, LUFL_LENV_MAP);
 	lua_rawgeti(L, ENV, LUFL_LENV_CTX);
 	lua_pushlightuserdata(L, &u->u);
@@ -466,7 +466,7 @@ static int m_gc_entries(lua_State *L)
 
 	notbusy(L, ls);
 	lua_settop(L, LIST);
-	lua_getfenv(L, LIST);
+	lua_getuservalue(L, LIST);
 	lua_rawgeti(L, ENV, LUFL_LENV_MAP);
 	ensure_gcbuf(L, ls, ENV);
 	base = begin_call(L, ls, LIST);
@@ -479,10 +479,10 @@ static int m_gc_entries(lua_State *L)
 	}
 	if (r < 0) {
 		push_list_error(L, ls, base, "gc", -r);
-		lua_pushnumber(L, (lua_Number)nc);
+		lufl_pushu64(L, nc);
 		return 4;
 	}
-	lua_pushnumber(L, (lua_Number)nc);
+	lufl_pushu64(L, nc);
 	return 1;
 }
 
@@ -498,7 +498,7 @@ static int m_get(lua_State *L)
 		lua_pushnil(L);
 		return 1;
 	}
-	lua_getfenv(L, 1);
+	lua_getuservalue(L, 1);
 	lua_rawgeti(L, -1, LUFL_LENV_MAP);
 	push_entry(L, lua_gettop(L), p);
 	return 1;
@@ -509,7 +509,7 @@ static int m_main_uffd(lua_State *L)
 {
 	struct lufl_list *ls = checkopen(L, 1);
 
-	lua_getfenv(L, 1);
+	lua_getuservalue(L, 1);
 	lua_rawgeti(L, -1, LUFL_LENV_MAP);
 	push_entry(L, lua_gettop(L), ufl_list_get(&ls->l, 0));
 	return 1;
@@ -518,7 +518,7 @@ static int m_main_uffd(lua_State *L)
 /* len() and #list -> number of entries */
 static int m_len(lua_State *L)
 {
-	lua_pushnumber(L, (lua_Number)checkopen(L, 1)->l.len);
+	lufl_pushu64(L, checkopen(L, 1)->l.len);
 	return 1;
 }
 
@@ -535,7 +535,7 @@ static int m_entries(lua_State *L)
 		lua_createtable(L, (int)ls->l.len, 0);
 		lua_replace(L, 2);
 	}
-	lua_getfenv(L, 1);
+	lua_getuservalue(L, 1);
 	lua_rawgeti(L, 3, LUFL_LENV_MAP);
 	for (i = 0; i < ls->l.len; i++) {
 		push_entry(L, 4, ls->l.entries[i]);
@@ -553,7 +553,7 @@ static int m_num_static(lua_State *L)
 	struct lufl_list *ls = checkopen(L, 1);
 
 	if (ls->l.num_static)
-		lua_pushnumber(L, (lua_Number)ls->l.num_static);
+		lufl_pushu64(L, ls->l.num_static);
 	else
 		lua_pushnil(L);
 	return 1;
@@ -563,7 +563,7 @@ static int m_num_static(lua_State *L)
 static int m_waitctx(lua_State *L)
 {
 	checkopen(L, 1);
-	lua_getfenv(L, 1);
+	lua_getuservalue(L, 1);
 	lua_rawgeti(L, -1, LUFL_LENV_CTX);
 	return 1;
 }
@@ -622,7 +622,7 @@ static int m_on_log(lua_State *L)
 	if (!lua_isnoneornil(L, 2) && lua_type(L, 2) != LUA_TFUNCTION)
 		lufl_typeerror(L, 2, "function or nil");
 	lua_settop(L, 2);
-	lua_getfenv(L, 1);
+	lua_getuservalue(L, 1);
 	lua_pushvalue(L, 2);
 	lua_rawseti(L, 3, LUFL_LENV_LOG);
 	lua_pushboolean(L, 1);
@@ -653,7 +653,7 @@ static void list_destroy(lua_State *L, struct lufl_list *ls, int idx)
 		ls->rc->nlists--;
 	ls->ctx = NULL;
 	ls->rc = NULL;
-	lua_getfenv(L, idx);
+	lua_getuservalue(L, idx);
 	lua_rawgeti(L, -1, LUFL_LENV_CTX);
 	lufl_waitctx_detach(L, lua_gettop(L), ls->slot);
 	lua_pop(L, 1);
@@ -744,5 +744,5 @@ static const luaL_Reg functions[] = {
 void lufl_open_list(lua_State *L)
 {
 	lufl_newclass(L, LUFL_LIST, methods, meta);
-	luaL_register(L, NULL, functions);
+	luaL_setfuncs(L, functions, 0);
 }

@@ -236,5 +236,5 @@ static const luaL_Reg functions[] = {
 void lufl_open_mapping(lua_State *L)
 {
 	lufl_newclass(L, LUFL_MAPPING, methods, meta);
-	luaL_register(L, NULL, functions);
+	luaL_setfuncs(L, functions, 0);
 }

@@ -158,5 +158,5 @@ static const luaL_Reg functions[] = {
 
 void lufl_open_memcap(lua_State *L)
 {
-	luaL_register(L, NULL, functions);
+	luaL_setfuncs(L, functions, 0);
 }

@@ -29,7 +29,7 @@ local sandbox = require "uffdlist.sandbox"
 
 local type, pairs, error, tostring, rawget, next, pcall, setmetatable =
   type, pairs, error, tostring, rawget, next, pcall, setmetatable
-local setfenv, loadstring = setfenv, loadstring
+local setfenv, loadstring, load = setfenv, loadstring, load
 local floor = math.floor
 local s_format = string.format
 local now_ms = require("uffdlist.core").monotonic_ms
@@ -84,7 +84,9 @@ function M.check_int(v, name, lo, hi)
     hi, describe(v))
 end
 
-local FIELDS = { idle_ms = { 1, M.MAX_MS }, timer_ms = { 1, M.MAX_MS } }
+-- idle_ms may also be -1: wait until something is ready (never 0: the
+-- loop would spin).
+local FIELDS = { idle_ms = { 1, M.MAX_MS, -1 }, timer_ms = { 1, M.MAX_MS } }
 
 -- A spec from a policy table: hooks and fields read raw, once.
 local function make_spec(p, what, strlib)
@@ -108,7 +110,10 @@ local function make_spec(p, what, strlib)
     local v = rawget(p, f)
     if v ~= nil then
       local ok, msg = M.check_int(v, f, range[1], range[2])
-      if not ok then
+      if not ok and not (range[3] and v == range[3]) then
+        if range[3] then
+          msg = msg .. " (or " .. range[3] .. ")"
+        end
         return nil, what .. ": " .. msg
       end
       spec[f] = v
@@ -148,11 +153,18 @@ local function load_user(path)
   if src:sub(1, 1) == "\27" then
     return nil, path .. ": binary chunks are not accepted"
   end
+  local env, strlib = sandbox.env()
+  if not setfenv then   -- Lua 5.2+: the environment is load's argument
+    local chunk, err = load(src, "@" .. path, "t", env)
+    if not chunk then
+      return nil, err
+    end
+    return chunk, strlib
+  end
   local chunk, err = loadstring(src, "@" .. path)
   if not chunk then
     return nil, err
   end
-  local env, strlib = sandbox.env()
   return setfenv(chunk, env), strlib
 end
 

@@ -23,7 +23,8 @@
 --     coroutine.wrap is built on that resume; coroutine.yield works only
 --     inside coroutines the policy created, so a hook never yields
 --     through the guard into the host;
---   - table.sort: at most MAX_SORT elements;
+--   - table.sort: at most MAX_SORT elements; table.move (5.3+): at most
+--     MAX_MOVE;
 --   - pcall/xpcall/coroutine.resume pass on the guard's stop (time or
 --     memory) instead of letting the policy swallow it; xpcall's handler
 --     runs after the stack is unwound, as a plain (bounded) call;
@@ -57,6 +58,7 @@ M.MAX_MATCH_STEPS = 1e7            -- worst-case matcher steps of one call
 M.MAX_PATTERN = 256                -- bytes of one pattern
 M.MAX_RESUME_DEPTH = 64            -- coroutines resumed inside each other
 M.MAX_SORT = 100000                -- elements table.sort orders
+M.MAX_MOVE = 1000000               -- elements one table.move copies
 
 -- ------------------------------------------------------ the guard's stop
 
@@ -150,11 +152,12 @@ local function pattern_cost(subject_len, p, plain)
   if m > M.MAX_PATTERN then
     return math.huge
   end
-  local n1 = subject_len + 1
+  -- floats: Lua 5.3's integers would wrap around on a long pattern
+  local n1 = subject_len + 1.0
   if plain or not s_find(p, SPECIALS) then
     return n1 * (m + 1)
   end
-  local factor, i = 1, 1
+  local factor, i = 1.0, 1
   if s_byte(p, 1) == 94 then   -- "^": anchored, one start position
     factor, i = 1 / n1, 2
   end
@@ -310,6 +313,16 @@ local function table_lib()
       error("table.sort: more than " .. M.MAX_SORT .. " elements", 2)
     end
     return t_sort(t, cmp)
+  end
+  local move = lib.move   -- 5.3+: a C loop over the range, however sparse
+  if move then
+    lib.move = function(a1, f, e, t, a2)
+      if type(f) == "number" and type(e) == "number" and e - f >= M.MAX_MOVE
+      then
+        error("table.move: more than " .. M.MAX_MOVE .. " elements", 2)
+      end
+      return move(a1, f, e, t, a2)
+    end
   end
   return lib
 end
