@@ -213,6 +213,15 @@ describe("uffdlist.testing", function()
       assert.same({ 100, 200, 300 }, quiet)
     end)
 
+    it("a policy waiting until ready (idle_ms = -1) never times out", function()
+      local quiet = 0
+      vm = testing.vm{ policy = { idle_ms = -1, on_idle = function() quiet = quiet + 1 end } }
+      assert.is_nil(vm.m:timeout())
+      vm:idle(60000)
+      assert.equal(0, quiet)
+      assert.equal(60000, vm:time())
+    end)
+
     it("fires the policy's timer on its period; the timer beats a wait ending with it", function()
       local fired, idles = {}, 0
       vm = testing.vm{ policy = { timer_ms = 250,
