@@ -133,6 +133,24 @@ describe("uffdlist.testing", function()
       assert.equal(4, vm:counters().pages_served)
     end)
 
+    it("parks a fault whose memory map is changing and serves it once it is not", function()
+      vm = testing.vm{ static = 1 }
+      local f = vm:fault("static1", nil, { busy_ms = 5 })
+      assert.equal("parked", f.outcome)
+      assert.equal(0, f.pages)
+      assert.equal(1, vm.m:parked_count())
+      assert.equal(0.001, vm.m:timeout())     -- the monitor polls every 1 ms
+      vm:idle(10)
+      assert.equal(0, vm.m:parked_count())
+      assert.equal(1, f.pages, vm:dump())
+      assert.is_true(vm:counters().retried >= 5)
+      -- past retry_timeout_ms it gives up, wakes the thread and reports
+      vm:fault("static1", nil, { busy_ms = 5000 })
+      vm:idle(1500)
+      assert.equal(1, #vm:events("error"), vm:dump())
+      assert.equal("retry_timeout", vm:events("error")[1].what)
+    end)
+
     it("passes the fault's kind and write flag as the kernel's event has them", function()
       local evs = {}
       vm = testing.vm{ static = 1, policy = {

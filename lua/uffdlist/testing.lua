@@ -35,7 +35,8 @@ local floor, huge = math.floor, math.huge
 local fmt, concat = string.format, table.concat
 local unpack = unpack or table.unpack -- luacheck: ignore
 
-local ESRCH, EEXIST = ufl.errno.ESRCH, ufl.errno.EEXIST
+local ESRCH, EEXIST, EAGAIN = ufl.errno.ESRCH, ufl.errno.EEXIST,
+  ufl.errno.EAGAIN
 
 local M = {}
 
@@ -620,7 +621,7 @@ local function new_device(self, name, dynamic)
   local d = { name = name, uffd = u, dynamic = dynamic, dead = false,
     base = BASE + (self.ndevices - 1) * SPAN }
   self.dev_ev[u], self.dev_of[u], self.queue[u] = ev, d, { first = 1, last = 0 }
-  self.present[u] = {}
+  self.present[u], self.busy[u] = {}, {}
   self.devices[name] = d
   self.names[u] = name
   return d
@@ -654,7 +655,8 @@ local function read_events(self, u, out, max)
 end
 
 -- The fake memory: a fill succeeds on a missing page (then present),
--- meets EEXIST on a present one, ESRCH once the device is dead.
+-- meets EEXIST on a present one, EAGAIN on a page whose memory map is
+-- changing (vm:fault's busy_ms), ESRCH once the device is dead.
 local function fake_fill(self, u, addr, len)
   local d = self.dev_of[u]
   if d == nil or d.dead then
@@ -664,6 +666,13 @@ local function fake_fill(self, u, addr, len)
   local first = addr - addr % ps
   if present[first] then
     return nil, "fill: page exists", EEXIST
+  end
+  local busy = self.busy[u][first]
+  if busy then
+    if self.now < busy then
+      return nil, "fill: memory map changing", EAGAIN
+    end
+    self.busy[u][first] = nil
   end
   for a = first, addr + len - 1, ps do
     present[a] = true
@@ -875,7 +884,10 @@ function Vm:fork(dev, name)
 end
 
 --- A page fault of the device at addr (default: its next fresh page);
--- opts.write (or opts = "write"), opts.kind ("missing", "wp", "minor").
+-- opts.write (or opts = "write"), opts.kind ("missing", "wp", "minor"),
+-- opts.busy_ms (the page's memory map is changing for that long: fills
+-- meet EAGAIN, the monitor parks the fault and retries it as time
+-- passes, vm:idle).
 -- @treturn table the fault's trace record: pages (served), fills
 --   ({offset=, pages=, outcome=}, offsets in pages from the fault's page),
 --   outcome ("done", "exists", "gone", "parked", "error"), woken
@@ -902,6 +914,12 @@ function Vm:fault(dev, addr, opts)
   local flags = (opts.write and FLAG_WRITE or 0) +
     (kind == "wp" and FLAG_WP or 0) + (kind == "minor" and FLAG_MINOR or 0)
   begin(self)
+  if opts.busy_ms ~= nil then
+    if type(opts.busy_ms) ~= "number" or opts.busy_ms < 0 then
+      error("bad argument #3 to 'fault' (busy_ms: non-negative number)", 2)
+    end
+    self.busy[d.uffd][addr - addr % self.page_size] = self.now + opts.busy_ms
+  end
   local before = #self.trace
   push(self, d, { kind = "pagefault", address = addr, flags = flags,
     write = opts.write == true, wp = kind == "wp", minor = kind == "minor" },
@@ -1011,7 +1029,7 @@ function M.vm(opts)
   end
   local self = { now = 0, wait_start = 0, ndevices = 0, nhot = 0,
     devices = {}, dev_ev = {}, dev_of = {}, queue = {},
-    present = {}, dead = {}, timers = {}, actions = {}, scratch = {},
+    present = {}, busy = {}, dead = {}, timers = {}, actions = {}, scratch = {},
     scratch_evs = {}, rounds = 0, names = {} }
   local main = new_device(self, "main", false)
   local checker = {
