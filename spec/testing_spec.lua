@@ -474,6 +474,36 @@ describe("uffdlist.testing", function()
     assert.equal(n0, child.count_fds())
   end)
 
+  it("doc/testing-policies.md names every function and method of the kit", function()
+    local f = assert(io.open("doc/testing-policies.md", "rb"))
+    local doc = f:read("*a")
+    f:close()
+    local missing = {}
+    for k, v in pairs(testing) do
+      if type(v) == "function" and not doc:find("testing." .. k .. "(", 1, true) then
+        missing[#missing + 1] = "testing." .. k
+      end
+    end
+    vm = testing.vm{}
+    local seen = {}
+    local mt = getmetatable(vm)
+    while mt do
+      for k, v in pairs(mt) do
+        if type(v) == "function" and k:sub(1, 2) ~= "__" and not seen[k] then
+          seen[k] = true
+          if not (doc:find("vm:" .. k .. "(", 1, true)
+              or doc:find("rec:" .. k .. "(", 1, true)) then
+            missing[#missing + 1] = "vm:" .. k
+          end
+        end
+      end
+      local up = getmetatable(mt)
+      mt = up and up.__index
+    end
+    table.sort(missing)
+    assert.same({}, missing)
+  end)
+
   it("the standard scenario of uffdlist-policy check", function()
     vm = testing.standard_scenario(testing.vm{ policy = "crosvm", static = false })
     -- crosvm collects at hot-plugs only: dev1 and dev4 die after the last

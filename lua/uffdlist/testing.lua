@@ -162,9 +162,9 @@ local function hooks_of(p)
   return p
 end
 
---- Wraps the hooks of the monitor's current policy; again after the
+-- Wraps the hooks of the monitor's current policy; again after the
 -- monitor replaced them (a fallback, set_policy): a "policy" event.
-function Recorder:wrap_policy()
+local function wrap_policy(self)
   local p = self.m.policy
   local hooks = hooks_of(p)
   if hooks == nil or hooks == self.hooks then
@@ -190,7 +190,7 @@ function Recorder:wrap_policy()
       if of then
         of(...)
       end
-      self:wrap_policy()
+      wrap_policy(self)
     end)
   end
   self.policy = p
@@ -399,7 +399,7 @@ local function attach(self, m, opts)
     self.serving[u] = rec
     return pagefault(mm, u, ev)
   end
-  Recorder.wrap_policy(self)
+  wrap_policy(self)
   return self
 end
 
@@ -734,7 +734,7 @@ local function ready_now(self)
 end
 
 local function step(self)
-  self:wrap_policy()
+  wrap_policy(self)
   self.rounds = self.rounds + 1
   if self.rounds > MAX_ROUNDS then
     error("uffdlist.testing: more than " .. MAX_ROUNDS ..
@@ -742,7 +742,7 @@ local function step(self)
   end
   self.m:step(0)
   self.wait_start = self.now
-  self:wrap_policy()
+  wrap_policy(self)
 end
 
 -- Runs rounds while anything is ready now (zero virtual time).
