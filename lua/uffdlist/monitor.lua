@@ -26,7 +26,8 @@
 -- A round that fails anywhere leaves the monitor usable: the calls out of
 -- the loop (read_events, fill, wake, handlers, hooks, list changes) are
 -- protected one by one and reported; whatever else raises inside a round
--- still ends the round (`busy` cleared) before the error goes on.
+-- ends the round (`busy` cleared) and is reported as "round": the next
+-- step works.
 -- @module uffdlist.monitor
 
 local ufl = require "uffdlist"
