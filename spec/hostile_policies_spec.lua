@@ -273,6 +273,24 @@ describe("hostile policy", function()
       end)
     end
 
+    it("read raw: a policy table's metamethods never run", function()
+      local path = write_tmp([[
+        local function spin() while true do end end
+        return setmetatable({}, { __index = spin, __pairs = spin,
+          __len = spin, __tostring = spin }) ]])
+      local t0 = os.clock()
+      local spec = assert(policy.load(path))
+      os.remove(path)
+      new_monitor(spec)
+      local u = w:static_uffds(m, 1)[1]
+      w:push_faults(u, 1, BASE)
+      m:step(0)
+      assert.is_true(os.clock() - t0 < 0.5)
+      assert.same({}, spec.hooks)
+      assert.equal(1, #fills)
+      assert.same({}, errors)
+    end)
+
     it("a host's table too", function()
       local ok, err = pcall(monitor.new, { list = list,
         policy = { timer_ms = 1.5 } })
