@@ -1,10 +1,12 @@
-/*
+/**
  * lua_checker.c — uffdlist.checker: the real dead-uffd checker (one shared
  * page mapped by the process that creates it: create it before forking the
  * processes whose uffds it will probe).
  *
  * A list using it holds it (its environment) and counts itself in nlists:
  * close() raises while a list uses it.
+ *
+ * @module uffdlist.core
  */
 #include <errno.h>
 

@@ -1,9 +1,11 @@
-/*
+/**
  * lua_core.c — luaopen_uffdlist_core, the module's only exported symbol:
  * builds the module table from the other src/lua_*.c parts, adds the
  * constants, the errno table and core.testing; and the helpers every part
  * shares (argument checks in luaL_argerror style, error results
  * `nil, "context: strerror", errno` in luaL_fileresult style).
+ *
+ * @module uffdlist.core
  */
 #include <errno.h>
 #include <limits.h>

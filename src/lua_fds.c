@@ -1,7 +1,9 @@
-/*
+/**
  * lua_fds.c — uffdlist.eventfd and uffdlist.timerfd, pollable fds for a
  * wait context (wake-ups, the monitor's policy timer), non-blocking and
  * close-on-exec; and monotonic_ms(), the clock the monitor measures with.
+ *
+ * @module uffdlist.core
  */
 #include <errno.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-/*
+/**
  * lua_list.c — uffdlist.list: crosvm's UffdList as a Lua object.
  *
  * The list's environment (see lua_core.h) holds its checker, its ctx and a
@@ -15,6 +15,8 @@
  * a non-boolean is a failure: its message is kept in a stack slot of the
  * running call (lua_replace: no allocation outside the protected call) and
  * becomes the call's error message.
+ *
+ * @module uffdlist.core
  */
 #include <errno.h>
 #include <stdio.h>

@@ -1,9 +1,11 @@
-/*
+/**
  * lua_mapping.c — uffdlist.mapping: an mmap'd range, to register with a
  * uffd and pass its address around; and page_size().  read/write touch the
  * memory from this process: on a range registered with a uffd of this
  * process and still missing, they block until someone serves the fault
  * (another process).
+ *
+ * @module uffdlist.core
  */
 #include <errno.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-/*
+/**
  * lua_uffd.c — uffdlist.uffd: one userfaultfd as a Lua object.
  *
  * Born safe: the userdata exists, with its metatable and fd -1, before the
@@ -6,6 +6,8 @@
  * A uffd registered in a list belongs to it: u:close() raises, and its
  * __gc leaves it to the list (which holds it, so that only happens when
  * both die in the same collection).
+ *
+ * @module uffdlist.core
  */
 #include <errno.h>
 #include <stdio.h>

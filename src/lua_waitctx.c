@@ -1,4 +1,4 @@
-/*
+/**
  * lua_waitctx.c — uffdlist.waitctx: the epoll wait context as a Lua object.
  *
  * Tokens: a user fd gets an id 1..2^32-1 (epoll data = id); a list attached
@@ -7,6 +7,8 @@
  * {obj_or_fd, token, fd, events}, fds and objects to ids, slots to lists:
  * the ctx keeps every watched object and token alive until deleted
  * (design invariant 7), and maps a ready token back to exactly one value.
+ *
+ * @module uffdlist.core
  */
 #include <errno.h>
 #include <limits.h>

@@ -15,6 +15,7 @@ local ufl = require "uffdlist"
 local monitor = require "uffdlist.monitor"
 local policies = require "uffdlist.policy"
 local vm = require "vm"
+local json = require "dkjson"
 
 local floor, max, min = math.floor, math.max, math.min
 local fmt, byte = string.format, string.byte
@@ -67,48 +68,29 @@ end
 
 -- ------------------------------------------------------------------ JSON
 
-local encode
-
-local function encode_string(s)
-  return '"' .. s:gsub('[%c"\\]', function(c)
-    return fmt("\\u%04x", byte(c))
-  end) .. '"'
+-- --json: one JSON object, by dkjson (Debian lua-dkjson, pure Lua, so the
+-- host embeds it as bytecode like the other modules: no disk search, no
+-- C module to link, which lua-cjson would need).  Keys are sorted at every
+-- level, so two runs' reports diff cleanly.
+local function collect_keys(v, set)
+  if type(v) == "table" then
+    for k, x in pairs(v) do
+      if type(k) == "string" then
+        set[k] = true
+      end
+      collect_keys(x, set)
+    end
+  end
+  return set
 end
 
-local function encode_table(t)
-  local out = {}
-  if #t > 0 then
-    for i = 1, #t do
-      out[i] = encode(t[i])
-    end
-    return "[" .. table_concat(out, ",") .. "]"
-  end
+local function encode(v)
   local keys = {}
-  for k in pairs(t) do
-    keys[#keys + 1] = tostring(k)
+  for k in pairs(collect_keys(v, {})) do
+    keys[#keys + 1] = k
   end
   table_sort(keys)
-  for i, k in ipairs(keys) do
-    out[i] = encode_string(k) .. ":" .. encode(t[k])
-  end
-  return "{" .. table_concat(out, ",") .. "}"
-end
-
-function encode(v)
-  local t = type(v)
-  if t == "table" then
-    return encode_table(v)
-  elseif t == "string" then
-    return encode_string(v)
-  elseif t == "number" then
-    if v ~= v or v == math.huge or v == -math.huge then
-      return "null"
-    end
-    return v == floor(v) and fmt("%d", v) or fmt("%.3f", v)
-  elseif t == "boolean" then
-    return tostring(v)
-  end
-  return "null"
+  return json.encode(v, { keyorder = keys })
 end
 
 M.json = encode
