@@ -116,7 +116,8 @@ describe("hostile policy", function()
     for _, case in ipairs{ "rep", "rep_method", "find", "find_method",
       "gsub", "match", "xpcall", "xpcall_error", "sort" } do
       it(case, function()
-        new_monitor(load("c_calls.lua", { case = case }),
+        new_monitor(load("c_calls.lua", { case = case,
+          hook_budget_ms = 10000 }),
           { hook_budget_ms = 50, clock = function() return 1000 end })
         local t0 = os.clock()
         m:step(0)                           -- times out: on_idle
@@ -271,6 +272,24 @@ describe("hostile policy", function()
         assert.matches(c[2], err)
       end)
     end
+
+    it("read raw: a policy table's metamethods never run", function()
+      local path = write_tmp([[
+        local function spin() while true do end end
+        return setmetatable({}, { __index = spin, __pairs = spin,
+          __len = spin, __tostring = spin }) ]])
+      local t0 = os.clock()
+      local spec = assert(policy.load(path))
+      os.remove(path)
+      new_monitor(spec)
+      local u = w:static_uffds(m, 1)[1]
+      w:push_faults(u, 1, BASE)
+      m:step(0)
+      assert.is_true(os.clock() - t0 < 0.5)
+      assert.same({}, spec.hooks)
+      assert.equal(1, #fills)
+      assert.same({}, errors)
+    end)
 
     it("a host's table too", function()
       local ok, err = pcall(monitor.new, { list = list,

@@ -1,6 +1,6 @@
-/*
- * lua_memcap.c — memcap_arm / memcap_disarm: a hard bound on the Lua
- * heap while a policy hook runs (lua/uffdlist/guard.lua).
+/**
+ * lua_memcap.c — memcap_arm / memcap_disarm / memcap_refused: a hard
+ * bound on the Lua heap while a policy hook runs (lua/uffdlist/guard.lua).
  *
  * Why in C: the guard's count hook sees the heap only between VM
  * instructions, and one instruction or C call can allocate a lot (`s..s`
@@ -16,6 +16,8 @@
  * by lua_close before the state's memory is freed) puts the original
  * allocator back, so no call reaches the wrapper after its state is gone.
  * No C globals: the registry key is the address of a static constant.
+ *
+ * @module uffdlist.core
  */
 #include <stdbool.h>
 
