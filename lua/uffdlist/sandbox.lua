@@ -182,7 +182,9 @@ local function pattern_cost(subject_len, p, plain)
       i = i + 1
     end
   end
-  return n1 * n1 * factor * (m + 1)
+  -- every start position (one when anchored), times n1 per quantifier,
+  -- times the pattern's length
+  return n1 * factor * (m + 1)
 end
 
 local function check_pattern(name, s, p, plain)
