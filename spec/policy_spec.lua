@@ -160,7 +160,9 @@ describe("policy", function()
       local spec = assert(policy.load(path))
       os.remove(path)
       local r = spec.table.r
-      assert.equal("ab-ab-ab", r.rep)
+      -- PUC Lua 5.1's string.rep has no separator
+      assert.equal((_VERSION == "Lua 5.1" and not jit) and "ababab"
+        or "ab-ab-ab", r.rep)
       assert.same({ 5, 7 }, r.find)
       assert.same({ 2, 2 }, r.plain)
       assert.equal("key", r.match)
