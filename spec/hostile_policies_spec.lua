@@ -31,8 +31,8 @@ describe("hostile policy", function()
       return len
     end
     opts.wake = function() return true end
-    opts.on_error = function(_, what, msg)
-      errors[#errors + 1] = { what = what, msg = msg }
+    opts.on_error = function(_, what, msg, _errno, kind)
+      errors[#errors + 1] = { what = what, msg = msg, kind = kind }
     end
     m = monitor.new(opts)
     return m
@@ -324,6 +324,8 @@ describe("hostile policy", function()
     assert.matches("policy '.*spinner.lua' disabled: 3 failed calls in a "
       .. "row .*falling back to 'crosvm'", errors[#errors].msg)
     assert.equal("crosvm", m.policy.name)
+    assert.equal("time", errors[1].kind)
+    assert.equal("disabled", errors[#errors].kind)
     assert.is_true(os.clock() - t0 < 0.5)
     assert.equal(40, #fills)                 -- every fault served
     -- crosvm's behaviour: gc after a dynamic register

@@ -105,7 +105,7 @@ end
 
 local function finish(oh, om, oc, saved_index, co, ok, tag, ...)
   -- Everything back first: no later line may run under the cap.
-  local refused = memcap_disarm()
+  local refused = memcap_disarm() and limit ~= nil   -- (stale if unarmed)
   string_mt.__index = saved_index
   if type(oh) == "function" then
     sethook(oh, om, oc)

@@ -60,11 +60,13 @@ local function default_on_error(_m, what, msg, errno)
     errno and (" (errno " .. tostring(errno) .. ")") or "", "\n")
 end
 
-local function report(self, what, msg, errno)
+-- kind: only for the policy boundary's reports ("error", "time",
+-- "memory", "yield", "answer", "disabled").
+local function report(self, what, msg, errno, kind)
   self.stats.errors = self.stats.errors + 1
   -- on_error is the host's; if it fails too there is nobody left to tell
   -- but stderr, and the loop must go on.
-  local ok, e = pcall(self.on_error, self, what, msg, errno)
+  local ok, e = pcall(self.on_error, self, what, msg, errno, kind)
   if not ok then
     default_on_error(self, "on_error", e)
   end
@@ -147,8 +149,8 @@ end
 -- What the boundary reports goes through on_error; it counts into
 -- m.stats itself.
 local function policy_reporter(self)
-  return function(what, msg)
-    report(self, what, msg)
+  return function(what, msg, kind)
+    report(self, what, msg, nil, kind)
   end
 end
 

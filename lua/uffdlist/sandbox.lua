@@ -46,9 +46,11 @@ local unpack = unpack or table.unpack  -- luacheck: ignore 143
 local co_create, co_resume, co_yield, co_running, co_status =
   coroutine.create, coroutine.resume, coroutine.yield, coroutine.running,
   coroutine.status
-local s_rep, s_find, s_match, s_gmatch, s_gsub, s_byte =
+-- Locals, never methods: while a policy runs, strings' methods are its
+-- own (bounded, and changeable by it) string table.
+local s_rep, s_find, s_match, s_gmatch, s_gsub, s_byte, s_format =
   string.rep, string.find, string.match, string.gmatch, string.gsub,
-  string.byte
+  string.byte, string.format
 local t_sort = table.sort
 
 local M = {}
@@ -112,7 +114,7 @@ end
 
 local function check_int(v, i, name)
   if type(v) ~= "number" then
-    error(("bad argument #%d to '%s' (number expected, got %s)"):format(i,
+    error(s_format("bad argument #%d to '%s' (number expected, got %s)", i,
       name, type(v)), 3)
   end
 end
@@ -122,7 +124,7 @@ local function check_str(v, i, name)
   if t == "number" then
     return tostring(v)
   elseif t ~= "string" then
-    error(("bad argument #%d to '%s' (string expected, got %s)"):format(i,
+    error(s_format("bad argument #%d to '%s' (string expected, got %s)", i,
       name, t), 3)
   end
   return v
@@ -134,8 +136,8 @@ local function bounded_rep(s, n, sep)
   local len = n >= 1 and #s * n + (sep and #tostring(sep) * (n - 1) or 0)
     or 0
   if len > M.MAX_STRING then
-    error(("string.rep: result of %.0f bytes is over the policy limit of %d"
-      ):format(len, M.MAX_STRING), 2)
+    error(s_format("string.rep: result of %.0f bytes is over the policy "
+      .. "limit of %d", len, M.MAX_STRING), 2)
   end
   if sep == nil then
     return s_rep(s, n)
@@ -180,7 +182,9 @@ local function pattern_cost(subject_len, p, plain)
       i = i + 1
     end
   end
-  return n1 * n1 * factor * (m + 1)
+  -- every start position (one when anchored), times n1 per quantifier,
+  -- times the pattern's length
+  return n1 * factor * (m + 1)
 end
 
 local function check_pattern(name, s, p, plain)
@@ -188,9 +192,9 @@ local function check_pattern(name, s, p, plain)
   p = check_str(p, 2, name)
   local cost = pattern_cost(#s, p, plain)
   if cost > M.MAX_MATCH_STEPS then
-    error(("string.%s: pattern too costly for the policy sandbox "
+    error(s_format("string.%s: pattern too costly for the policy sandbox "
       .. "(worst case %.3g steps over %d bytes; limit %.3g; a pattern at "
-      .. "most %d bytes)"):format(name, cost, #s, M.MAX_MATCH_STEPS,
+      .. "most %d bytes)", name, cost, #s, M.MAX_MATCH_STEPS,
       M.MAX_PATTERN), 3)
   end
   return s, p
