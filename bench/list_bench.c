@@ -16,6 +16,7 @@
  *   kill(pid, sig); nfds() -> open fds of this process; close(fd)
  *   unpin(pid) -> n   lets pid (0: this process) run on all n online cpus
  *   pin(pid, cpu)     pid (0: this process) on that cpu only
+ *   sleep_ms(ms)
  *   spawner() -> sp      a small process forked now (its fd table holds one
  *                        socket) that forks the device processes:
  *     sp:spawn(n [, touch]) -> fds, pids   n processes, each creating one
@@ -143,6 +144,18 @@ static int l_pin(lua_State *L)
 	CPU_SET(cpu, &set);
 	if (sched_setaffinity(pid, sizeof(set), &set) < 0)
 		return luaL_error(L, "sched_setaffinity: %s", strerror(errno));
+	return 0;
+}
+
+static int l_sleep_ms(lua_State *L)
+{
+	double ms = luaL_checknumber(L, 1);
+	struct timespec ts = { (time_t)(ms / 1000),
+			       (long)((ms - (double)(time_t)(ms / 1000) * 1000) *
+				      1e6) };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
 	return 0;
 }
 
@@ -915,6 +928,7 @@ static int luaopen_bench_raw(lua_State *L)
 		{ "mallinfo", l_mallinfo }, { "spawner", l_spawner },
 		{ "kill", l_kill }, { "nfds", l_nfds }, { "close", l_close },
 		{ "unpin", l_unpin }, { "pin", l_pin },
+		{ "sleep_ms", l_sleep_ms },
 		{ "set", l_set }, { "fault_child", l_fault_child },
 		{ NULL, NULL }
 	};

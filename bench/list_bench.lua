@@ -58,6 +58,10 @@ local function median(v)
 end
 local function min(v) return sorted(v)[1] end
 local function wanted(name) return ONLY == nil or ONLY[name] end
+-- After tearing down 10,000 epoll entries or processes the kernel frees
+-- them after an RCU grace period, in softirqs on this cpu: let that pass
+-- before the next timed run, whichever side it is.
+local SETTLE_MS = 100
 
 -- Prints both sides (µs) and the RATIO line.
 local function report(name, ours, rawv, goal, unit, scale)
@@ -179,12 +183,14 @@ if wanted("register") then
       end
       l:close()
       ctx:close()
+      raw.sleep_ms(SETTLE_MS)
     end
     local function raw_side()
       local s = raw.set()
       collectgarbage("collect")
       rawv[#rawv + 1] = s:register(all, PAGE, PS)
       s:close()
+      raw.sleep_ms(SETTLE_MS)
     end
     if r % 2 == 1 then lua_side(); raw_side() else raw_side(); lua_side() end
   end
@@ -206,6 +212,7 @@ if wanted("gc_scan") then
       local vf, vp = sp:spawn(V)
       for i = 1, #vf do assert(listA:register(assert(ufl.adopt(vf[i])))) end
       for i = 1, #vp do sp:kill(vp[i]) end
+      raw.sleep_ms(SETTLE_MS)
       collectgarbage("collect")
       local a = now()
       local c = listA:gc()
@@ -216,6 +223,7 @@ if wanted("gc_scan") then
       local vf, vp = sp:spawn(V)
       S:register(vf, PAGE, PS)   -- as list:register does (untimed here)
       for i = 1, #vp do sp:kill(vp[i]) end
+      raw.sleep_ms(SETTLE_MS)
       collectgarbage("collect")
       local ns, c = S:gc(PAGE, PS)
       rawv[#rawv + 1] = ns
