@@ -22,6 +22,7 @@
 
 local ufl = require "uffdlist"
 if os.getenv("BENCH_JITOFF") then jit.off() end
+if os.getenv("BENCH_JP") then require("jit.p").start(os.getenv("BENCH_JP_MODE") or "Fl", os.getenv("BENCH_JP")) end
 if os.getenv("BENCH_JV") then require("jit.v").on(os.getenv("BENCH_JV")) end
 local monitor = require "uffdlist.monitor"
 
