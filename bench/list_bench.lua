@@ -88,7 +88,7 @@ end
 
 -- ------------------------------------------------------------- set up
 local fds0 = raw.nfds()
-local soft, hard = raw.raise_nofile()
+local _, hard = raw.raise_nofile()
 print(fmt("uffdlist list benchmarks: %d entries, %d interleaved runs, "
   .. "cpus %s (the whole process, the spawned devices and the faulting "
   .. "child)", N, RUNS, placement()))
@@ -111,7 +111,7 @@ local fc = raw.fault_child(FAULT_PAGES)
 local sp = raw.spawner()
 
 local t0 = now()
-local sfds, spids = sp:spawn(STABLE)
+local sfds = sp:spawn(STABLE)
 local xfds = sp:spawn(V)                     -- alive too: register's last V
 print(fmt("spawned %d device processes (one uffd each) in %.2f s",
   #sfds + #xfds, (now() - t0) * 1e-9))

@@ -229,7 +229,6 @@ describe("scale", function()
     region:close()
     stop_spawner(sp)
     for i = 1, N - SAMPLE do assert.is_true(devs[i]:is_closed()) end
-    devs, sample_u = nil, nil
     collectgarbage("collect")
     assert.are.equal(baseline, child.count_fds())
     resource.setrlimit(resource.RLIMIT_NOFILE,
