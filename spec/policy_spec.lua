@@ -124,7 +124,7 @@ describe("policy", function()
       ]])
       local p = assert(policy.load(path))
       os.remove(path)
-      for name, t in pairs(p.seen) do
+      for name, t in pairs(p.table.seen) do
         if name == "os.clock" or name == "pcall" or name == "string.format"
         then
           assert.equal("function", t, name)
@@ -157,9 +157,10 @@ describe("policy", function()
       local p = assert(policy.load(path))
       os.remove(path)
       local t0 = os.clock()
-      local ok, msg = policy.guard(p, "on_idle", 40, 0)
+      local ok, msg, kind = policy.guard(p.hooks, "on_idle", 40, 0)
       assert.is_false(ok)
       assert.equal("policy hook 'on_idle' exceeded 40 ms", msg)
+      assert.equal("time", kind)
       assert.is_true(os.clock() - t0 < 0.5)
     end)
 
@@ -205,7 +206,7 @@ describe("policy", function()
       assert.same({ true, 5, "x" }, { policy.guard(p, "f", 100, 2, 3) })
       assert.is_nil(debug.gethook())
       p.g = function() error("bad", 0) end
-      assert.same({ false, "bad" }, { policy.guard(p, "g", 100) })
+      assert.same({ false, "bad", "error" }, { policy.guard(p, "g", 100) })
       assert.is_nil(debug.gethook())
       assert.same({ true }, { policy.guard(p, "missing", 100) })
     end)

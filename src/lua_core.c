@@ -454,6 +454,7 @@ int luaopen_uffdlist_core(lua_State *L)
 	lufl_open_list(L);
 	lufl_open_mapping(L);
 	lufl_open_fds(L);
+	lufl_open_memcap(L);
 	setconsts(L, constants);
 	lua_newtable(L);
 	setconsts(L, errnos);
