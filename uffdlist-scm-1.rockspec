@@ -64,5 +64,6 @@ build = {
       ["uffdlist.policy.threshold"] = "lua/uffdlist/policy/threshold.lua",
       ["uffdlist.policy.periodic"] = "lua/uffdlist/policy/periodic.lua",
       ["uffdlist.policy.idle"] = "lua/uffdlist/policy/idle.lua",
+      ["uffdlist.policy.exact"] = "lua/uffdlist/policy/exact.lua",
    },
 }
