@@ -209,7 +209,8 @@ describe("monitor exit hints on real children", function()
     assert.same({}, errs)
   end)
 
-  it("retries wait for their time, not in a spin: the loop's wait is cut to the next retry, then back to normal", function()
+  it("retries wait for their time, not in a spin: the loop's wait is cut to the next retry, then back to normal",
+  function()
     new_monitor("exact", { exit_retries = 1, exit_retry_ms = 40 })
     local other = child.spawn(function(sock) return child.await(sock) end)
     local c, u = device()
@@ -249,7 +250,8 @@ describe("monitor exit hints on real children", function()
     assert.equal(0, child.reap(c))
   end)
 
-  it("a device already reaped at register: the register fails (no mm for the checker's page), the uffd is closed, no hint is left", function()
+  it("a device already reaped at register: the register fails (no mm for the checker's page), "
+    .. "the uffd is closed, no hint is left", function()
     new_monitor("exact")
     local c, u = device()
     child.signal(c.sock)
@@ -279,7 +281,8 @@ describe("monitor exit hints on real children", function()
     assert.same({}, errs)
   end)
 
-  it("on_exit gets plain data; false leaves the entry to the normal gc; a bad answer is reported and probes nothing", function()
+  it("on_exit gets plain data; false leaves the entry to the normal gc; a bad answer is reported and probes nothing",
+  function()
     local got = {}
     local answer = false
     new_monitor({ on_exit = function(info)
