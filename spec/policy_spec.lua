@@ -135,6 +135,46 @@ describe("policy", function()
       assert.is_function(string.rep)
     end)
 
+    it("keeps the bounded library doing what Lua does", function()
+      local path = write_tmp([[
+        local r = {}
+        r.rep = ("ab"):rep(3, "-")
+        r.find = { ("hello world"):find("o w") }
+        r.plain = { string.find("a.b", ".", 1, true) }
+        r.match = ("key=42"):match("^(%w+)=(%d+)$")
+        r.gsub = ("a,b"):gsub("%w", function(c) return c:upper() end)
+        r.gsub_t = ("$x $y"):gsub("%$(%w)", { x = "1", y = "2" })
+        local words = {}
+        for w in ("one two"):gmatch("%a+") do words[#words + 1] = w end
+        r.gmatch = table.concat(words, "+")
+        r.xpcall = { xpcall(function() error("e", 0) end,
+          function(m) return "handled " .. m end) }
+        local gen = coroutine.wrap(function() coroutine.yield(1) return 2 end)
+        r.wrap = { gen(), gen() }
+        local t = { 3, 1, 2 }
+        table.sort(t)
+        r.sort = t
+        r.pcall = { pcall(error, "x", 0) }
+        return { r = r }
+      ]])
+      local spec = assert(policy.load(path))
+      os.remove(path)
+      local r = spec.table.r
+      -- PUC Lua 5.1's string.rep has no separator
+      assert.equal((_VERSION == "Lua 5.1" and not jit) and "ababab"
+        or "ab-ab-ab", r.rep)
+      assert.same({ 5, 7 }, r.find)
+      assert.same({ 2, 2 }, r.plain)
+      assert.equal("key", r.match)
+      assert.equal("A,B", r.gsub)
+      assert.equal("1 2", r.gsub_t)
+      assert.equal("one+two", r.gmatch)
+      assert.same({ false, "handled e" }, r.xpcall)
+      assert.same({ 1, 2 }, r.wrap)
+      assert.same({ 1, 2, 3 }, r.sort)
+      assert.same({ false, "x" }, r.pcall)
+    end)
+
     it("turns the JIT off so a runaway chunk is stopped", function()
       local path = write_tmp("local i = 0 while true do i = i + 1 end")
       local t0 = os.clock()
