@@ -159,7 +159,7 @@ test-c: $(CTEST)
 	./$(CTEST)
 
 test-lua: $(MODULE)
-	$(SPEC_ENV) $(LUA) $(BUSTED) -o utfTerminal $(BUSTED_ARGS) spec
+	$(SPEC_ENV) $(LUA) $(BUSTED) -o utfTerminal $(BUSTED_ARGS) spec examples/policy
 
 # One binding source for LuaJIT, 5.1, 5.3 and 5.4: below 5.3 src/lua_core.h
 # takes the 5.3 C API from compat-5.3.h (Debian lua-compat53-dev puts it in
@@ -268,6 +268,7 @@ install-lua: $(MODULE)
 	install -m 755 $(MODULE) $(DESTDIR)$(INST_LIBDIR)/uffdlist/core.so
 	install -m 644 $(LUA_FILES) $(DESTDIR)$(INST_LUADIR)/uffdlist/
 	install -m 644 $(POLICY_FILES) $(DESTDIR)$(INST_LUADIR)/uffdlist/policy/
+	install -D -m 755 bin/uffdlist-policy $(DESTDIR)$(PREFIX)/bin/uffdlist-policy
 
 # Removes exactly what install puts there (both parts: the Lua ones may
 # have been installed by an earlier run), then the directories it made if
@@ -278,6 +279,7 @@ uninstall:
 	  $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libuffdlist.so \
 	  $(DESTDIR)$(PKGCONFIGDIR)/uffdlist.pc \
 	  $(DESTDIR)$(INST_LIBDIR)/uffdlist/core.so \
+	  $(DESTDIR)$(PREFIX)/bin/uffdlist-policy \
 	  $(patsubst lua/%,$(DESTDIR)$(INST_LUADIR)/%,$(LUA_FILES) $(POLICY_FILES))
 	@for d in $(DESTDIR)$(INST_LUADIR)/uffdlist/policy \
 	  $(DESTDIR)$(INST_LUADIR)/uffdlist $(DESTDIR)$(INST_LIBDIR)/uffdlist; do \

@@ -65,5 +65,9 @@ build = {
       ["uffdlist.policy.periodic"] = "lua/uffdlist/policy/periodic.lua",
       ["uffdlist.policy.idle"] = "lua/uffdlist/policy/idle.lua",
       ["uffdlist.policy.exact"] = "lua/uffdlist/policy/exact.lua",
+      ["uffdlist.testing"] = "lua/uffdlist/testing.lua",
+   },
+   install = {
+      bin = { ["uffdlist-policy"] = "bin/uffdlist-policy" },
    },
 }

@@ -16,7 +16,11 @@
 -- epoll and close only.
 --
 -- Time: `m.clock()` gives milliseconds (opts.clock); by default
--- ufl.monotonic_ms (CLOCK_MONOTONIC).
+-- ufl.monotonic_ms (CLOCK_MONOTONIC).  The policy's timer comes from
+-- `m.timerfd(ms)` (opts.timerfd; default ufl.timerfd): anything with
+-- fd/read/close that the wait context takes.  `m:timeout()` is the wait
+-- the next `step()` would do (seconds), for a host (or uffdlist.testing's
+-- virtual clock) that waits itself and then calls `step(0)`.
 --
 -- The policy is behind uffdlist.policy's boundary (`m.policy`): the loop
 -- calls its methods with plain values and gets plain decisions back; the
@@ -170,7 +174,7 @@ end
 --   table, or a name or path for policy.load, with opts.policy_opts),
 --   handlers, batch, retry_timeout_ms, hook_budget_ms, policy_memory_mb,
 --   policy_max_strikes, policy_max_share, on_error, read_events, fill,
---   wake, clock
+--   wake, clock, timerfd
 -- @treturn monitor
 function M.new(opts)
   if type(opts) ~= "table" or opts.list == nil then
@@ -208,6 +212,7 @@ function M.new(opts)
     self.handlers[kind] = fn
   end
   self.clock = opts.clock or ufl.monotonic_ms
+  self.timerfd = opts.timerfd or ufl.timerfd
   -- Reused across rounds: nothing on the hot path allocates a table.
   self.ready, self.ready_evs = {}, {}
   self.evbuf, self.evpool, self.evlen, self.npool = {}, {}, 0, 0
@@ -283,7 +288,7 @@ end
 -- Arms the policy's timer: a timerfd in the wait context.
 local function start_timer(self, ms)
   self.timer_ms = ms
-  local t, msg, errno = ufl.timerfd(ms)
+  local t, msg, errno = self.timerfd(ms)
   if not t then
     return report(self, "timerfd", msg, errno)
   end
@@ -336,6 +341,9 @@ function Monitor:set_policy(p, popts)
     max_share = self.policy_max_share,
     report = policy_reporter(self), stats = self.stats,
     on_fallback = function() arm_policy_timer(self) end,
+    -- the loop's clock: the policy's share of its time is measured on it
+    -- (uffdlist.testing's virtual clock included)
+    clock = self.clock,
   })
   arm_policy_timer(self)
 end
