@@ -313,6 +313,32 @@ describe("monitor exit hints on real children", function()
     assert.equal(2, m:gc())
   end)
 
+  it("a hostile on_exit (raises, spins, answers a table) costs reports and the default decision: nothing is probed",
+  function()
+    new_monitor("spec/policies/exit_raiser.lua", { hook_budget_ms = 20 })
+    local kinds = {}
+    m.on_error = function(_, what, _msg, _errno, kind)
+      kinds[#kinds + 1] = what .. ":" .. tostring(kind)
+    end
+    local cs, us = {}, {}
+    for i = 1, 3 do
+      cs[i], us[i] = device()
+      m:register(us[i], { pid = cs[i].pid })
+    end
+    local p0 = list:probes()
+    for i = 1, 3 do
+      child.signal(cs[i].sock)
+      assert.equal(0, child.reap(cs[i]))
+      assert.is_true(step_until(function() return m.stats.exit_left == i end))
+    end
+    assert.equal(0, list:probes() - p0)
+    assert.same({ "policy.on_exit:error", "policy.on_exit:time",
+      "policy.on_exit.answer:answer", "policy:disabled" }, kinds)
+    assert.equal("crosvm", m.policy.name)
+    for i = 1, 3 do assert.is_false(us[i]:is_closed()) end
+    assert.equal(3, m:gc())                   -- the normal gc still works
+  end)
+
   it("a policy without on_exit watches nothing and closes a pidfd it was given", function()
     new_monitor("crosvm")
     local c, u = device()
