@@ -12,8 +12,28 @@ local unistd = posix.require "posix.unistd"
 
 local PS = ufl.page_size()
 
+-- Under valgrind a child does not exit by itself: it waits for reap to
+-- kill it (spec/helpers/child.lua).  let_exit makes it exit either way
+-- (a zombie until reaped when not under valgrind); reap then returns its
+-- code.
+local VALGRIND = os.getenv("UFFDLIST_UNDER_VALGRIND") ~= nil
+local function let_exit(c)
+  child.signal(c.sock)
+  if VALGRIND then
+    c.code, c.reaped = child.reap(c), true
+  end
+end
+local function reap(c)
+  if c.reaped then return c.code end
+  return child.reap(c)
+end
+
 describe("ufl.pidfd_open, ufl.peercred, ufl.peer_pidfd", function()
   it("a pidfd becomes readable when its process exits, before it is reaped", function()
+    if VALGRIND then
+      pending("under valgrind a child exits only when reaped (spec/helpers/child.lua)")
+      return
+    end
     local c = child.spawn(function(sock) return child.await(sock) end)
     local pf = assert(ufl.pidfd_open(c.pid))
     assert.equal(c.pid, pf:pid())
@@ -141,7 +161,7 @@ describe("monitor exit hints on real children", function()
     m:register(ud, { pid = dying.pid })
     assert.same({ 2, 2 }, { m:hint_count() })
     local p0 = list:probes()
-    child.signal(dying.sock)              -- it exits: its pidfd fires
+    let_exit(dying)                       -- it exits: its pidfd fires
     assert.is_true(step_until(function() return ud:is_closed() end))
     assert.equal(1, list:probes() - p0)   -- exactly the dead one, once
     assert.equal(1, m.stats.exit_collected)
@@ -150,11 +170,11 @@ describe("monitor exit hints on real children", function()
     assert.equal(0, m.stats.gcs)          -- no full gc
     assert.is_false(ul:is_closed())
     assert.same({ 1, 1 }, { m:hint_count() })   -- its pidfd closed
-    assert.equal(0, child.reap(dying))
-    child.signal(live.sock)
+    assert.equal(0, reap(dying))
+    let_exit(live)
     assert.is_true(step_until(function() return ul:is_closed() end))
     assert.equal(2, list:probes() - p0)
-    assert.equal(0, child.reap(live))
+    assert.equal(0, reap(live))
     assert.same({ 0, 0 }, { m:hint_count() })
     assert.same({}, errs)
   end)
@@ -291,7 +311,7 @@ describe("monitor exit hints on real children", function()
     end })
     local c1, u1 = device()
     m:register(u1, { pid = c1.pid })
-    child.signal(c1.sock)
+    let_exit(c1)
     assert.is_true(step_until(function() return #got == 1 end))
     assert.same({ index = 2, dynamic = true, pid = c1.pid, source = "pidfd",
       entries = 2, dynamic_entries = 1 }, got[1])
@@ -302,13 +322,13 @@ describe("monitor exit hints on real children", function()
     answer = "collect everything"
     local c2, u2 = device()
     m:register(u2, { pid = c2.pid })
-    child.signal(c2.sock)
+    let_exit(c2)
     assert.is_true(step_until(function() return #got == 2 end))
     assert.is_false(u2:is_closed())
     assert.equal(0, m.stats.exit_probes)
     assert.matches("policy.on_exit.answer", errs[1], 1, true)
-    assert.equal(0, child.reap(c1))
-    assert.equal(0, child.reap(c2))
+    assert.equal(0, reap(c1))
+    assert.equal(0, reap(c2))
     errs = {}
     assert.equal(2, m:gc())
   end)
