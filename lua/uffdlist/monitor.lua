@@ -424,6 +424,14 @@ local function arm_hint(self, rec)
     rec.fired = true
     return queue_exit(self, rec)
   end
+  if self.watches[rec.target] then
+    -- another hint's (or the host's own watch): one hint per fd; the fd
+    -- stays with whoever watches it
+    rec.owned = nil
+    report(self, "exit_hint", "hint fd already watched: entry "
+      .. tostring(rec.u:index()) .. " registered without a hint")
+    return forget_hint(self, rec)
+  end
   local ok, msg, errno = self:watch(rec.target, function()
     fire(self, rec)
   end, rec.events)
