@@ -51,7 +51,7 @@ local BASE = 0x7f0000000000     -- first device's fake guest memory
 local SPAN = 0x100000000        -- 4 GiB of address space per device
 
 local MAX_ROUNDS = 1000000      -- per call: a loop that never settles
-local FAKE_PID = 100000         -- device n's made-up pid: FAKE_PID + n
+local FAKE_PID = 1000           -- device n's made-up pid: FAKE_PID + n
 
 -- ------------------------------------------------------------ plain data
 
