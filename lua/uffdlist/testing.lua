@@ -5,17 +5,22 @@
 -- production does — over fakes: fake uffds (eventfds; no userfaultfd, no
 -- privilege), a Lua-table dead checker that calls a device dead once the
 -- script killed it, fake memory that remembers which pages were filled,
--- and a virtual clock that also drives the policy's timer.  A script then
--- plays a VM's lifecycle (static devices, hot-plugs, deaths, faults, idle
--- time) and every decision of the monitor lands in `vm.trace`, plain data
--- a spec asserts on; `vm:dump()` is the trace as text for a failing spec.
+-- and a virtual clock that also drives the policy's timer and the
+-- retries of exit hints; each hot-plug is registered with a fake exit
+-- hint (an eventfd as its pidfd, or as its socket's hang-up) that the
+-- kit makes readable on its death, so on_exit, list:gc{only} and the
+-- retries are the monitor's own.  A script then plays a VM's lifecycle
+-- (static devices, hot-plugs, deaths, hang-ups, faults, idle time) and
+-- every decision of the monitor lands in `vm.trace`, plain data a spec
+-- asserts on; `vm:dump()` is the trace as text for a failing spec.
 --
 -- `testing.observe(m)` records the same trace from any monitor, a real one
 -- serving real uffds included (the kit uses it on its own monitor).
 --
 -- How the kit runs the loop: like a host polling the list's fd itself.
 -- Whatever a scripted action made ready (a fault queued on a fake uffd,
--- a uffd handed over on the kit's control fd, a timer) is handled at once
+-- a uffd handed over on the kit's control fd, an exit hint, a timer) is
+-- handled at once
 -- by `m:step(0)`, in zero virtual time.  Time passes only in `vm:idle`:
 -- the monitor is in its wait (`m:timeout()` seconds long, from the end of
 -- its last round); the wait ends when it times out (a timed-out round:
