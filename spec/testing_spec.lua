@@ -610,6 +610,27 @@ describe("uffdlist.testing", function()
       assert.is_false(d.uffd:is_closed())
     end)
 
+    it("an on_exit that spins or answers nonsense: budget, bad_answer, nothing probed", function()
+      vm = testing.vm{ hook_budget_ms = 20, policy = policy_file([[
+        local n = 0
+        return { on_exit = function()
+          n = n + 1
+          if n == 1 then while true do end end
+          return setmetatable({}, { __tostring = function() error("x") end })
+        end } ]]) }
+      local a, b = vm:hotplug(), vm:hotplug()
+      vm:kill(a)
+      vm:kill(b)
+      assert.equal("on_exit", vm:events("budget")[1].hook, vm:dump())
+      assert.equal("on_exit", vm:events("bad_answer")[1].hook)
+      assert.same({ false, false }, { vm:events("hint")[1].probe,
+        vm:events("hint")[2].probe })
+      assert.same({}, vm:events("gc"))
+      assert.is_false(a.uffd:is_closed())
+      assert_plain(vm.trace)
+      assert.is_string(vm:dump())
+    end)
+
     it("refuses bad hint arguments naming them", function()
       assert.has_error(function() testing.vm{ hints = "pid" } end,
         "bad option 'hints' to 'vm' (hint: \"pidfd\", \"hangup\" or false expected, got 'pid')")
