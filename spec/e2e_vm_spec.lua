@@ -180,6 +180,20 @@ describe("uffdlist-vm end to end #luajit", function()
       end)
   end)
 
+  describe("policy exact (exit hints: the pids the VM forked)", function()
+    local ctx = vm_run("exact")
+
+    it("collects every dead hot-plugged uffd by its exit hint, one probe each, no full gc", function()
+      assert.are.equal(HOTPLUG, ctx.r.collected)
+      assert.are.equal(0, ctx.r.dynamic_held)
+      assert.are.equal(HOTPLUG, ctx.r.exit_collected)
+      assert.are.equal(0, ctx.r.gcs)
+      assert.are.equal(HOTPLUG, ctx.r.probes)
+      assert.are.equal(1, ctx.r.probes_per_collected)
+      assert.are.equal(0, ctx.r.hint_fds)    -- every pidfd closed by then
+    end)
+  end)
+
   describe("policy idle (ms = 50)", function()
     local ctx = vm_run("idle:ms=50")
 
@@ -256,6 +270,14 @@ describe("uffdlist-vm end to end #luajit", function()
       assert.is_true(r.step_over_max_ms <= r.hook_budget_ms + STEP_SLACK_MS,
         ("a step took %.1f ms with a %d ms timeout"):format(r.step_max_ms,
           r.step_max_timeout_ms))
+    end)
+
+    it("does not spin: the quiet loop waits its timeout", function()
+      local r = ctx.r
+      -- crosvm from then on: 100 ms waits, about 10 rounds a second
+      local per_s = r.drain_rounds / (r.drain_ms / 1000)
+      assert.is_true(per_s <= 50, ("%.0f rounds a second while quiet")
+        :format(per_s))
     end)
 
     it("keeps the monitor's memory within the cap plus the slack", function()
