@@ -482,7 +482,7 @@ local function collect_fd_counts(s, m, list)
   collectgarbage("collect")
   collectgarbage("collect")
   r.fds_end = vm.count_fds()
-  r.fds_expected = s.fd_base
+  r.fds_expected = s.fd_base - s.checker_fds
 end
 
 local function left_behind(s)
@@ -574,7 +574,9 @@ end
 
 local function start(s)
   s.policy = load_policy(s)          -- a bad policy stops us before a fork
+  local before = vm.count_fds()
   s.checker = assert(ufl.checker())   -- before any fork: the VM inherits it
+  s.checker_fds = vm.count_fds() - before  -- its memfd (closed at the end)
   s.swap = assert(ufl.mmap(s.info.swap_fd, s.info.size))
   s.main_pid = assert(vm.start())
   s.fd_base = vm.count_fds()
