@@ -468,7 +468,9 @@ end
 local function collect_fd_counts(s, m, list)
   local r = s.r
   r.fds_during = vm.count_fds()
+  -- + the epoll fd, the policy's timerfd, the monitor's spare fd
   r.fds_during_expected = s.fd_base + list:len() + 1 + (m.timer and 1 or 0)
+    + (m.dev.spare and 1 or 0)
   local ctx = list:waitctx()
   m:close()
   list:close()

@@ -21,6 +21,7 @@
 
 local ufl = require "uffdlist"
 local policy_mod = require "uffdlist.policy"
+local device = require "uffdlist.device"
 
 local type, pcall, tostring, error = type, pcall, tostring, error
 local pairs, setmetatable, rawget = pairs, setmetatable, rawget
@@ -28,6 +29,7 @@ local math_min, math_max, floor = math.min, math.max,
   math.floor
 
 local ESRCH, EAGAIN = ufl.errno.ESRCH, ufl.errno.EAGAIN
+local EPOLLIN = ufl.EPOLLIN
 local outcome = ufl.outcome
 
 local DEFAULT_WAIT_MS = 100
@@ -167,6 +169,7 @@ function M.new(opts)
     self.handlers[kind] = fn
   end
   self.clock = opts.clock or ufl.monotonic_ms
+  self.dev = device.new(opts.device, report)  -- the device boundary
   -- Reused across rounds: nothing on the hot path allocates a table.
   self.ready, self.ready_evs = {}, {}
   self.evbuf, self.evpool, self.evlen, self.npool = {}, {}, 0, 0
@@ -281,9 +284,13 @@ local function close_unlisted(u)
 end
 
 local function apply_register(self, u)
-  local ok, dyn, msg, errno = pcall(self.list.register, self.list, u)
+  local ok, dyn, msg, errno = pcall(device.admit, self, u)
+  if ok and dyn then
+    ok, dyn, msg, errno = pcall(self.list.register, self.list, u)
+  end
   if not ok or dyn == nil then
-    report(self, "register", ok and msg or errstr(dyn), ok and errno or nil)
+    report(self, "register", ok and device.register_error(msg, errno)
+      or errstr(dyn), ok and errno or nil)
     pcall(close_unlisted, u)
     return
   end
@@ -533,11 +540,18 @@ function Monitor:serve(u, ev, fill)
   local ps = self.page_size
   local addr = ev.address - ev.address % ps
   local pages = rawget(self.policy, "on_fault") and window(self, u, ev) or 1
+  if ev.wp or ev.minor then
+    return device.serve_kind(self, u, ev, addr)
+  end
   local how, a, len, msg, errno = fill_range(self, fill, u, addr, ps)
   if how == DONE then
     count_served(self, fill)
+    device.note_done(self, u)
   elseif how == EXISTS then
     how = wake(self, u, addr, ps)
+    if how == EXISTS and device.note_exists(self, u, addr) then
+      return FAILED
+    end
   elseif how == BUSY then
     return park(self, u, a, len, fill)
   elseif how == FAILED then
@@ -561,6 +575,9 @@ local function dispatch(self, u, ev)
   evst[kind] = (evst[kind] or 0) + 1
   if kind == "pagefault" then
     st.faults = st.faults + 1
+  end
+  if kind == "fork" and not device.admit_fork(self, u, ev) then
+    return
   end
   local h = self.handlers[kind]
   if h == nil then
@@ -602,8 +619,10 @@ local function read_and_dispatch(self, u)
   restore_events(self, max)
   local n, msg, errno = self.read_events(u, buf, max)
   if not n then
-    report(self, "read_events", msg, errno)
-    return 0
+    n = device.read_failed(self, u, buf, msg, errno)
+    if not n then
+      return 0
+    end
   end
   keep_events(self, n)
   self.drop = false
@@ -705,7 +724,8 @@ local function dispatch_ready(self, n)
     local tok = ready[i]
     if type(tok) == "number" then
       local u = list:get(tok)
-      if u and read_and_dispatch(self, u) > 0 then
+      if u and (evs[i] == EPOLLIN or device.check_ready(self, u, evs[i]))
+        and read_and_dispatch(self, u) > 0 then
         active = true
       end
     end
@@ -728,6 +748,7 @@ end
 -- After the batches: list changes, after_batch/on_idle, gc.
 local function finish_round(self, active)
   apply_queue(self)
+  device.end_round(self)
   local now = self.clock()
   if active then
     self.last_event = now
@@ -785,6 +806,15 @@ function Monitor:stop()
   self.stopped = true
 end
 
+--- Takes a dynamic entry (a uffd or its index) out of the list and closes
+-- it, e.g. one quarantined (lua/uffdlist/device.lua); main and static
+-- entries are refused.  Between batches; queued during a round.
+-- @treturn[1] true
+-- @return[2] nil, message, errno (nil, "deferred" during a round)
+function Monitor:remove(x)
+  return device.remove(self, x)
+end
+
 --- Number of parked (EAGAIN) faults.
 function Monitor:parked_count()
   return self.nparked
@@ -793,6 +823,7 @@ end
 --- Stops the policy's timer and unwatches every watched fd (the list
 -- stays the caller's).
 function Monitor:close()
+  device.close(self)
   stop_timer(self)
   for target in pairs(self.watches) do
     self:unwatch(target)
