@@ -724,7 +724,8 @@ local function dispatch_ready(self, n)
     local tok = ready[i]
     if type(tok) == "number" then
       local u = list:get(tok)
-      if u and (evs[i] == EPOLLIN or device.check_ready(self, u, evs[i]))
+      if u and not self.dev.quarantined[u]
+        and (evs[i] == EPOLLIN or device.check_ready(self, u, evs[i]))
         and read_and_dispatch(self, u) > 0 then
         active = true
       end
