@@ -19,10 +19,14 @@
 -- Fake uffds are pipes (read end adopted, owned, without the uffd check):
 -- writing a byte makes one ready, reading it makes it quiet again.
 local ufl = require "uffdlist"
-local unistd = require "posix.unistd"
+local posix = require "spec.helpers.posix"
+local it = posix.it(it, function(msg) pending(msg) end)
+local unistd = posix.require "posix.unistd"
 local child = require "spec.helpers.child"
 
 local E = ufl.errno
+local unpack = unpack or table.unpack -- 5.1 / 5.2+
+local function pack(...) return { n = select("#", ...), ... } end
 
 -- ------------------------------------------------------------------ fakes
 
@@ -162,9 +166,9 @@ end
 
 -- Calls f(...) protected: it must not raise; returns its results.
 local function noraise(what, f, ...)
-  local res = { pcall(f, ...) }
+  local res = pack(pcall(f, ...))
   assert(res[1], what .. " raised: " .. tostring(res[2]))
-  return unpack(res, 2, table.maxn(res))
+  return unpack(res, 2, res.n)
 end
 
 local function assert_failure(what, r, msg, errno)
@@ -377,14 +381,16 @@ describe("fault injection", function()
   end
 
   -- One gc with the failure armed; returns whether it failed.
-  local function gc_run(arm, expect_log)
+  -- gcf(list): the collection to run (default list:gc()), returning
+  -- n / nil, msg, errno, collected.
+  local function gc_run(arm, expect_log, gcf)
     local s = gc_setup()
     local logs = {}
     s.list:on_log(function(msg, errno) logs[#logs + 1] = { msg, errno } end)
     local before = #s.list
     for _, f in ipairs(s.fakes) do poke(f) end
     arm(s.ctx, s.ck)
-    local n, msg, errno, partial = noraise("gc", s.list.gc, s.list)
+    local n, msg, errno, partial = noraise("gc", gcf or s.list.gc, s.list)
     ufl.testing.no_faults(s.ctx)
     s.ck.arm(nil)
     local failed = n == nil
@@ -416,12 +422,12 @@ describe("fault injection", function()
     return failed
   end
 
-  local function loop_gc(name, arm_at)
+  local function loop_gc(name, arm_at, gcf)
     local n = 0
     repeat
       n = n + 1
       assert(n < 100, name .. ": never succeeded")
-      local failed = gc_run(function(ctx, ck) arm_at(n, ctx, ck) end)
+      local failed = gc_run(function(ctx, ck) arm_at(n, ctx, ck) end, nil, gcf)
     until not failed
     return n - 1
   end
@@ -497,6 +503,157 @@ describe("fault injection", function()
     s.list:on_log(function() error("log handler down") end)
     s.ck.arm { method = "reset", at = 1, how = "return" }
     assert.are.equal(0, s.list:gc())
+    gc_teardown(s)
+  end)
+  -- ------------------------------------- gc{budget}, gc{only}, remove
+
+  -- gc{budget = 1} until the pass is complete; a failing step ends it.
+  local function gc_steps(list)
+    local total = 0
+    repeat
+      local n, more, errno, partial = list:gc { budget = 1 }
+      if n == nil then return nil, more, errno, total + partial end
+      total = total + n
+    until not more
+    return total
+  end
+
+  local function gc_only_all(list)
+    local hints = {}
+    for i = 1, #list do hints[i] = i end     -- main and static: skipped
+    return list:gc { only = hints }
+  end
+
+  for name, gcf in pairs { ["gc{budget = 1} steps"] = gc_steps,
+                           ["gc{only = every index}"] = gc_only_all } do
+    it(name .. ": every epoll_ctl failure point leaves the list consistent", function()
+      local points = loop_gc("ctl", function(n, ctx)
+        ufl.testing.faults(ctx, { fail_ctl_at = n })
+      end, gcf)
+      assert(points >= 4, "at least one failure point per collection")
+    end)
+
+    it(name .. ": every checker is_dead failure point leaves the list consistent", function()
+      local points = loop_gc("is_dead", function(n, _, ck)
+        ck.arm { method = "is_dead", at = n, how = "raise" }
+      end, gcf)
+      assert(points >= 8, "one per probe at least")
+    end)
+
+    it(name .. ": a failing close still collects", function()
+      for n = 1, 5 do
+        assert.is_false(gc_run(function(ctx)
+          ufl.testing.faults(ctx, { fail_close_at = n })
+        end, nil, gcf))
+      end
+    end)
+  end
+
+  it("gc{budget = 1}: a failing reset is logged, the step succeeds", function()
+    assert.is_false(gc_run(function(_, ck)
+      ck.arm { method = "reset", at = 1, how = "return" }
+    end, true, function(list) return list:gc { budget = 100 } end))
+  end)
+
+  -- remove(i) on the gc scenario, every entry made ready first, with the
+  -- n-th epoll_ctl failing: a failure leaves the list exactly as it was
+  -- (same uffd at every index, same readiness); success hands back the
+  -- uffd open and keeps the readiness of the moved entry.  Returns the
+  -- number of failure points.
+  local function remove_points(i, setup)
+    local n = 0
+    while true do
+      n = n + 1
+      assert(n < 20)
+      local s = gc_setup()
+      if setup then setup(s) end
+      for _, f in ipairs(s.fakes) do poke(f) end
+      local q = {}
+      for k = 1, #s.list do q[k] = s.list:is_quarantined(k) end
+      ufl.testing.faults(s.ctx, { fail_ctl_at = n })
+      local r, msg, errno = noraise("remove", s.list.remove, s.list, i)
+      ufl.testing.no_faults(s.ctx)
+      local want = {}
+      for k = 1, 11 do if not q[k] then want[#want + 1] = k end end
+      if r == nil then
+        assert_failure("remove", r, msg, errno)
+        assert.matches("^remove: ", msg)
+        assert.are.equal(11, #s.list)
+        for k = 1, 11 do
+          assert.are.equal(s.fakes[k].u, s.list:get(k), "entry " .. k)
+          assert.are.equal(q[k], s.list:is_quarantined(k))
+        end
+        assert.are.same(want, ready_set(s.list), "readiness kept")
+      else
+        assert.are.equal(s.fakes[i].u, r)
+        assert.is_false(r:is_closed())
+        assert.is_nil(r:index())
+        assert.are.equal(10, #s.list)
+        if i < 11 then
+          assert.are.equal(s.fakes[11].u, s.list:get(i))
+        end
+        local w = {}
+        for k = 1, 10 do
+          if not s.list:is_quarantined(k) then w[#w + 1] = k end
+        end
+        assert.are.same(w, ready_set(s.list), "readiness after remove")
+      end
+      for _, f in ipairs(s.fakes) do drain(f) end
+      -- (assert_consistent knows no quarantine: the ready sets above
+      -- covered those runs)
+      local hasq = false
+      for k = 1, #s.list do hasq = hasq or s.list:is_quarantined(k) end
+      if not hasq then assert_consistent(s.list, s.byu, "after remove") end
+      if r then assert(r:close()) end
+      gc_teardown(s)
+      if r then return n - 1 end
+    end
+  end
+
+  it("remove: every epoll_ctl failure point leaves the list exactly as it was", function()
+    -- MOD of the moved last entry, DEL of entry 5: two points
+    assert.are.equal(2, remove_points(5))
+  end)
+
+  it("remove: of the last entry (one DEL: one failure point)", function()
+    assert.are.equal(1, remove_points(11))
+  end)
+
+  it("remove: of a quarantined entry (only the moved entry's MOD can fail)", function()
+    assert.are.equal(1, remove_points(5, function(s)
+      assert(s.list:quarantine(5))
+    end))
+  end)
+
+  it("remove: with a quarantined last entry moving in (only the DEL can fail)", function()
+    assert.are.equal(1, remove_points(5, function(s)
+      assert(s.list:quarantine(11))
+    end))
+  end)
+
+  it("remove: a failing close cannot matter (remove closes nothing)", function()
+    local s = gc_setup()
+    ufl.testing.faults(s.ctx, { fail_close_at = 1 })
+    local r = assert(s.list:remove(6))
+    local _, closes = ufl.testing.fault_counts(s.ctx)
+    assert.are.equal(0, closes)
+    ufl.testing.no_faults(s.ctx)
+    assert.is_false(r:is_closed())
+    assert(r:close())
+    assert_consistent(s.list, s.byu, "after remove")
+    gc_teardown(s)
+  end)
+
+  it("quarantine: a failing epoll_ctl DEL leaves the entry in epoll, unquarantined", function()
+    local s = gc_setup()
+    ufl.testing.faults(s.ctx, { fail_ctl_at = 1 })
+    local r, msg, errno = noraise("quarantine", s.list.quarantine, s.list, 2)
+    ufl.testing.no_faults(s.ctx)
+    assert_failure("quarantine", r, msg, errno)
+    assert.are.equal(E.ENOMEM, errno)
+    assert.is_false(s.list:is_quarantined(2))
+    assert_consistent(s.list, s.byu, "after a failed quarantine")
+    assert.is_true(s.list:quarantine(2))
     gc_teardown(s)
   end)
 end)

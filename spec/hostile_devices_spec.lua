@@ -16,11 +16,12 @@
 local ufl = require "uffdlist"
 local monitor = require "uffdlist.monitor"
 local child = require "spec.helpers.child"
-local unistd = require "posix.unistd"
-local fcntl = require "posix.fcntl"
-local wait = require "posix.sys.wait"
-local signal = require "posix.signal"
-local poll = require "posix.poll"
+local posix = require "spec.helpers.posix" -- the file is #luajit: only loaded elsewhere
+local unistd = posix.require "posix.unistd"
+local fcntl = posix.require "posix.fcntl"
+local wait = posix.require "posix.sys.wait"
+local signal = posix.require "posix.signal"
+local poll = posix.require "posix.poll"
 -- LuaJIT's FFI starts the device threads; the whole file is tagged #luajit
 -- so PUC Lua (make test-lua51) loads it without running it.
 local has_ffi, ffi = pcall(require, "ffi")

@@ -1,7 +1,10 @@
 -- The monitor loop (lua/uffdlist/monitor.lua) against fake uffds.
 local ufl = require "uffdlist"
+local posix = require "spec.helpers.posix"
+local it = posix.it(it, function(msg) pending(msg) end)
 local monitor = require "uffdlist.monitor"
 local fake = require "helpers.fake"
+local unpack = unpack or table.unpack -- 5.1 / 5.2+
 
 local ESRCH, EEXIST, EAGAIN = ufl.errno.ESRCH, ufl.errno.EEXIST,
   ufl.errno.EAGAIN
@@ -541,6 +544,113 @@ describe("monitor", function()
       now = 35
       m:step(0)
       assert.same({ 25 }, idle)
+    end)
+  end)
+
+  -- Issue 7, case 14: an error in the middle of a round left the monitor
+  -- busy, and every later step failed with "called from inside a round".
+  describe("a round that fails", function()
+    local function usable()
+      -- the next step works and serves
+      local u = list:get(2)
+      local before = #fill.calls
+      w:push_faults(u, 1, BASE + 100 * PS)
+      assert.is_true(m:step(0) >= 1)
+      assert.is_false(m.busy)
+      assert.is_true(#fill.calls > before)
+      assert.equal(BASE + 100 * PS, fill.calls[#fill.calls].addr)
+    end
+
+    it("in a fill raising on the retry path", function()
+      local n = 0
+      fill = scripted_fill(setmetatable({}, { __index = function()
+        return function(_, len)
+          n = n + 1
+          if n <= 2 then return nil, "memory map changing", EAGAIN end
+          if n == 3 then error("fill broke on the retry") end
+          return len
+        end
+      end }))
+      local woken = {}
+      new_monitor{ wake = function(_, addr) woken[#woken + 1] = addr
+        return true end }
+      local u = static_uffds(1)[1]
+      w:push_faults(u, 1, BASE)
+      m:step(0)                        -- parked
+      assert.equal(1, m:parked_count())
+      m:step(0)                        -- the retry raises
+      assert.is_false(m.busy)
+      assert.equal(0, m:parked_count())
+      assert.equal("fill", errors[1].what)
+      assert.matches("fill broke on the retry", errors[1].msg)
+      assert.same({ BASE }, woken)     -- its thread is not left blocked
+      usable()
+    end)
+
+    it("in read_events raising", function()
+      new_monitor()
+      local u = static_uffds(1)[1]
+      local real = m.read_events
+      m.read_events = function() error("read_events broke") end
+      w:push_faults(u, 1, BASE)
+      m:step(0)
+      assert.is_false(m.busy)
+      assert.equal("read_events", errors[1].what)
+      assert.matches("read_events broke", errors[1].msg)
+      m.read_events = real
+      usable()
+    end)
+
+    it("in a failing wake (on the retry path, and on a give-up)", function()
+      fill = scripted_fill{ { nil, "memory map changing", EAGAIN },
+        { nil, "memory map changing", EAGAIN }, { nil, "page exists", EEXIST },
+        { nil, "copy: No such file or directory", 2 } }
+      new_monitor{ wake = function() error("wake broke") end }
+      local u = static_uffds(1)[1]
+      w:push_faults(u, 1, BASE)
+      m:step(0)                        -- parked
+      m:step(0)                        -- EEXIST on the retry: wake raises
+      assert.is_false(m.busy)
+      assert.equal(0, m:parked_count())
+      w:push_faults(u, 1, BASE + PS)
+      m:step(0)                        -- a failed fill: the wake raises
+      assert.is_false(m.busy)
+      assert.equal("fill", errors[2].what)
+      assert.equal("wake", errors[3].what)
+      assert.equal("wake", errors[1].what)
+      assert.matches("wake broke", errors[1].msg)
+      m.wake = function() return true end
+      usable()
+    end)
+
+    it("anywhere else: the round ends, is reported, the next one works",
+      function()
+        new_monitor()
+        static_uffds(1)
+        local real = m.list
+        m.list = setmetatable({ wait = function() error("wait broke") end },
+          { __index = function(_, k)
+            return function(_, ...) return real[k](real, ...) end
+          end })
+        assert.equal(0, m:step(0))
+        assert.is_false(m.busy)
+        assert.equal("round", errors[1].what)
+        assert.matches("wait broke", errors[1].msg)
+        m.list = real
+        usable()
+      end)
+
+    it("in a queued register whose uffd raises", function()
+      new_monitor()
+      static_uffds(1)
+      local bad = setmetatable({}, { __index = function() error("odd uffd") end })
+      m:register(w:uffd())
+      -- a userdata-looking object the list refuses: the queue goes on
+      m.q_op[1], m.q_arg[1], m.nqueued = "register", bad, 1
+      m:step(0)
+      assert.equal(0, m.nqueued)
+      assert.is_true(#errors >= 1)
+      usable()
     end)
   end)
 

@@ -2,6 +2,8 @@
 -- child, really served by the parent, deaths really detected by the real
 -- checker.  (The fake-uffd specs are in list_spec.lua.)
 local ufl = require "uffdlist"
+local posix = require "spec.helpers.posix"
+local it = posix.it(it, function(msg) pending(msg) end)
 local child = require "spec.helpers.child"
 
 local PAGE = ufl.page_size()
@@ -124,7 +126,7 @@ describe("real kernel", function()
     local features = ufl.DEFAULT_FEATURES + ufl.FEATURE_EVENT_FORK
     local c = child.spawn(function(sock)
       if not send_own_uffd(sock, features) then return false end
-      local unistd, wait = require "posix.unistd", require "posix.sys.wait"
+      local unistd, wait = posix.require "posix.unistd", posix.require "posix.sys.wait"
       local pid = unistd.fork() -- blocks until the monitor reads the FORK event
       if pid == 0 then
         unistd._exit(map:read(0, PAGE) == pattern(7) and 0 or 1)

@@ -1,10 +1,12 @@
-/*
+/**
  * lua_checker.c — uffdlist.checker: the real dead-uffd checker (one shared
  * page mapped by the process that creates it: create it before forking the
  * processes whose uffds it will probe).
  *
  * A list using it holds it (its environment) and counts itself in nlists:
  * close() raises while a list uses it.
+ *
+ * @module uffdlist.core
  */
 #include <errno.h>
 
@@ -190,5 +192,5 @@ static const luaL_Reg functions[] = {
 void lufl_open_checker(lua_State *L)
 {
 	lufl_newclass(L, LUFL_CHECKER, methods, meta);
-	luaL_register(L, NULL, functions);
+	luaL_setfuncs(L, functions, 0);
 }

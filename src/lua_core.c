@@ -1,9 +1,11 @@
-/*
+/**
  * lua_core.c — luaopen_uffdlist_core, the module's only exported symbol:
  * builds the module table from the other src/lua_*.c parts, adds the
  * constants, the errno table and core.testing; and the helpers every part
  * shares (argument checks in luaL_argerror style, error results
  * `nil, "context: strerror", errno` in luaL_fileresult style).
+ *
+ * @module uffdlist.core
  */
 #include <errno.h>
 #include <limits.h>
@@ -21,29 +23,23 @@ void lufl_newclass(lua_State *L, const char *tname, const luaL_Reg *methods,
 		   const luaL_Reg *meta)
 {
 	luaL_newmetatable(L, tname);
-	luaL_register(L, NULL, meta);
+	luaL_setfuncs(L, meta, 0);
 	lua_pushstring(L, tname);
 	lua_setfield(L, -2, "__name");
 	lua_newtable(L);
-	luaL_register(L, NULL, methods);
+	luaL_setfuncs(L, methods, 0);
 	lua_setfield(L, -2, "__index");
 	lua_pop(L, 1);
 }
 
 void *lufl_testudata(lua_State *L, int idx, const char *tname)
 {
-	void *p;
-	int same;
-
+	/* Full userdata only: luaL_testudata (5.2+ API: LuaJIT 2.1 and
+	 * 5.3/5.4 have it, compat-5.3 gives 5.1) takes a light userdata too,
+	 * and debug.setmetatable can give those our metatable. */
 	if (lua_type(L, idx) != LUA_TUSERDATA)
 		return NULL;
-	p = lua_touserdata(L, idx);
-	if (!lua_getmetatable(L, idx))
-		return NULL;
-	lua_getfield(L, LUA_REGISTRYINDEX, tname);
-	same = lua_rawequal(L, -1, -2);
-	lua_pop(L, 2);
-	return same ? p : NULL;
+	return luaL_testudata(L, idx, tname);
 }
 
 const char *lufl_typename(lua_State *L, int idx)
@@ -161,6 +157,12 @@ bool lufl_optfield_bool(lua_State *L, int idx, const char *k, bool def)
 
 void lufl_pushu64(lua_State *L, uint64_t v)
 {
+#if LUA_VERSION_NUM >= 503
+	if (v <= (uint64_t)LUA_MAXINTEGER) {
+		lua_pushinteger(L, (lua_Integer)v);
+		return;
+	}
+#endif
 	lua_pushnumber(L, (lua_Number)v);
 }
 
@@ -398,8 +400,8 @@ static int t_fault_counts(lua_State *L)
 {
 	struct lufl_waitctx *c = lufl_checkudata(L, 1, LUFL_WAITCTX);
 
-	lua_pushnumber(L, (lua_Number)c->faults.ctl_calls);
-	lua_pushnumber(L, (lua_Number)c->faults.close_calls);
+	lufl_pushu64(L, c->faults.ctl_calls);
+	lufl_pushu64(L, c->faults.close_calls);
 	return 2;
 }
 
@@ -433,7 +435,7 @@ static const luaL_Reg testing[] = {
 void lufl_open_testing(lua_State *L)
 {
 	lua_newtable(L);
-	luaL_register(L, NULL, testing);
+	luaL_setfuncs(L, testing, 0);
 	lua_setfield(L, -2, "testing");
 }
 
@@ -452,6 +454,7 @@ int luaopen_uffdlist_core(lua_State *L)
 	lufl_open_list(L);
 	lufl_open_mapping(L);
 	lufl_open_fds(L);
+	lufl_open_memcap(L);
 	setconsts(L, constants);
 	lua_newtable(L);
 	setconsts(L, errnos);

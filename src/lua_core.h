@@ -8,8 +8,9 @@
  * the binding makes to ufl_* pull those symbols in as hidden (the ELF
  * linker keeps the most constraining visibility it sees).
  *
- * Per-object Lua state lives in the userdata's environment table
- * (lua_setfenv/lua_getfenv): never in C globals, and no lua_State* is kept
+ * Per-object Lua state lives in the userdata's user value, a table
+ * (lua_setuservalue/lua_getuservalue: the 5.1 environment under LuaJIT and
+ * PUC 5.1, user value 1 under 5.4): never in C globals, and no lua_State* is kept
  * across calls (a list stores one only for the duration of a register or
  * gc call, so its Lua checker can be called back).
  */
@@ -26,6 +27,27 @@
 
 #include <lua.h>
 #include <lauxlib.h>
+
+/*
+ * One source for Lua 5.1 (PUC and LuaJIT 2.1), 5.3 and 5.4: we write the
+ * 5.3 API (luaL_setfuncs, lua_{get,set}uservalue) and, on 5.1, take it from
+ * lua-compat-5.3 (Debian lua-compat53-dev; LuaRocks compat53).  Without
+ * COMPAT53_PREFIX its functions are static in each file (and unused ones
+ * dropped); they are renamed compat53_* by macros, so they do not clash
+ * with the ones LuaJIT 2.1 already declares (luaL_setfuncs & co.).
+ */
+#if LUA_VERSION_NUM < 503
+#include <compat-5.3.h>
+#endif
+
+/* The 5.1-only API does not exist in 5.3/5.4: refuse it in every build,
+ * so that a new use fails the LuaJIT `make test` too, not only CI's
+ * test-lua53/54 (use lua_{get,set}uservalue, luaL_setfuncs, lua_rawlen,
+ * lua_compare, lua_pcall, lufl_typeerror).  Macros defined above, such as
+ * compat-5.3's lua_getuservalue on 5.1, may still expand to them (GCC
+ * docs, "Pragmas": poison). */
+#pragma GCC poison lua_getfenv lua_setfenv luaL_register luaL_openlib \
+	lua_objlen lua_equal lua_lessthan lua_cpcall luaL_typerror
 
 #pragma GCC visibility push(hidden)
 #include "uffdlist.h"
@@ -174,7 +196,8 @@ LUFL_HIDDEN int lufl_pusherror(lua_State *L, const char *what, int err);
 LUFL_HIDDEN void lufl_cleartable(lua_State *L, int idx);
 /* Sets t[i] = nil for i = from, from+1, ... while t[i] ~= nil. */
 LUFL_HIDDEN void lufl_truncate(lua_State *L, int idx, int from);
-/* Pushes a 64-bit unsigned value as a number (exact below 2^53). */
+/* Pushes a 64-bit unsigned value as a number (exact below 2^53); an
+ * integer on 5.3+ when it fits (so 5 prints as 5, not 5.0). */
 LUFL_HIDDEN void lufl_pushu64(lua_State *L, uint64_t v);
 
 /* ---- per-file parts ---------------------------------------------------- */
@@ -187,6 +210,7 @@ LUFL_HIDDEN void lufl_open_checker(lua_State *L);
 LUFL_HIDDEN void lufl_open_list(lua_State *L);
 LUFL_HIDDEN void lufl_open_mapping(lua_State *L);
 LUFL_HIDDEN void lufl_open_fds(lua_State *L);
+LUFL_HIDDEN void lufl_open_memcap(lua_State *L);
 
 /* lua_uffd.c */
 /* A new closed uffd userdata (metatable set, fd -1) on the stack. */

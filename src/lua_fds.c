@@ -1,7 +1,9 @@
-/*
+/**
  * lua_fds.c — uffdlist.eventfd and uffdlist.timerfd, pollable fds for a
  * wait context (wake-ups, the monitor's policy timer), non-blocking and
  * close-on-exec; and monotonic_ms(), the clock the monitor measures with.
+ *
+ * @module uffdlist.core
  */
 #include <errno.h>
 #include <string.h>
@@ -55,6 +57,22 @@ static struct lufl_fdobj *checkfdobj_open(lua_State *L)
 static int fo_fd(lua_State *L)
 {
 	lua_pushinteger(L, checkfdobj_open(L)->fd);
+	return 1;
+}
+
+/* events() -> "r", timeout() -> nil: with pollfd(), cqueues' pollable
+ * protocol (a timerfd's own expiry is what makes it readable). */
+static int fo_events(lua_State *L)
+{
+	checkfdobj_open(L);
+	lua_pushliteral(L, "r");
+	return 1;
+}
+
+static int fo_timeout(lua_State *L)
+{
+	checkfdobj_open(L);
+	lua_pushnil(L);
 	return 1;
 }
 
@@ -232,6 +250,8 @@ static int tf_set(lua_State *L)
 static const luaL_Reg ev_methods[] = {
 	{ "fd", fo_fd },
 	{ "pollfd", fo_fd },
+	{ "events", fo_events },
+	{ "timeout", fo_timeout },
 	{ "read", fo_read },
 	{ "write", ev_write },
 	{ "is_closed", fo_is_closed },
@@ -242,6 +262,8 @@ static const luaL_Reg ev_methods[] = {
 static const luaL_Reg tf_methods[] = {
 	{ "fd", fo_fd },
 	{ "pollfd", fo_fd },
+	{ "events", fo_events },
+	{ "timeout", fo_timeout },
 	{ "read", fo_read },
 	{ "set", tf_set },
 	{ "is_closed", fo_is_closed },
@@ -278,5 +300,5 @@ void lufl_open_fds(lua_State *L)
 {
 	lufl_newclass(L, LUFL_EVENTFD, ev_methods, fo_meta);
 	lufl_newclass(L, LUFL_TIMERFD, tf_methods, fo_meta);
-	luaL_register(L, NULL, functions);
+	luaL_setfuncs(L, functions, 0);
 }

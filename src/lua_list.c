@@ -1,4 +1,4 @@
-/*
+/**
  * lua_list.c — uffdlist.list: crosvm's UffdList as a Lua object.
  *
  * The list's environment (see lua_core.h) holds its checker, its ctx and a
@@ -15,6 +15,8 @@
  * a non-boolean is a failure: its message is kept in a stack slot of the
  * running call (lua_replace: no allocation outside the protected call) and
  * becomes the call's error message.
+ *
+ * @module uffdlist.core
  */
 #include <errno.h>
 #include <stdio.h>
@@ -215,7 +217,7 @@ static int begin_call(lua_State *L, struct lufl_list *ls, int idx)
 {
 	luaL_checkstack(L, 16, NULL);
 	lua_pushnil(L);
-	lua_getfenv(L, idx);
+	lua_getuservalue(L, idx);
 	lua_rawgeti(L, -1, LUFL_LENV_TRAMP);
 	lua_insert(L, -2);
 	ls->cbbase = lua_gettop(L) - 2;
@@ -327,7 +329,7 @@ static int l_list(lua_State *L)
 	lua_pushcfunction(L, tramp);
 	lua_rawseti(L, ENV, LUFL_LENV_TRAMP);
 	lua_pushvalue(L, ENV);
-	lua_setfenv(L, LIST);
+	lua_setuservalue(L, LIST);
 	if (!ctx) {
 		ctx = lufl_waitctx_new(L);
 		r = ufl_waitctx_open(&ctx->w);
@@ -415,7 +417,7 @@ static int m_register(lua_State *L)
 	if (u->u.list)
 		luaL_argerror(L, U, "uffd already in a list");
 	lua_settop(L, U);
-	lua_getfenv(L, LIST);
+	lua_getuservalue(L, LIST);
 	lua_rawgeti(L, ENV, LUFL_LENV_MAP);
 	lua_rawgeti(L, ENV, LUFL_LENV_CTX);
 	lua_pushlightuserdata(L, &u->u);
@@ -435,12 +437,18 @@ static int m_register(lua_State *L)
 	return 1;
 }
 
-/* Room in the environment's GCBUF for every entry's pointer. */
-static void ensure_gcbuf(lua_State *L, struct lufl_list *ls, int envidx)
+/* Room in the environment's GCBUF for `need` pointers (at least every
+ * entry's).  Grows only: gc calls allocate nothing once it is big enough. */
+static void ensure_gcbuf(lua_State *L, struct lufl_list *ls, int envidx,
+			 size_t need)
 {
-	size_t need = ls->l.len ? ls->l.len : 1, cap;
+	size_t cap;
 	void *p;
 
+	if (need < ls->l.len)
+		need = ls->l.len;
+	if (need == 0)
+		need = 1;
 	if (ls->gccap >= need)
 		return;
 	cap = need < 16 ? 16 : need + need / 2;
@@ -450,27 +458,148 @@ static void ensure_gcbuf(lua_State *L, struct lufl_list *ls, int envidx)
 	ls->gccap = cap;
 }
 
+/* A positive integer field value at vidx, or an argument error on arg
+ * naming the field. */
+static int64_t field_int(lua_State *L, int arg, int vidx, const char *field)
+{
+	lua_Number n;
+
+	if (lua_type(L, vidx) != LUA_TNUMBER)
+		return luaL_argerror(L, arg, lua_pushfstring(L,
+			"%s: integer expected, got %s", field,
+			lufl_typename(L, vidx)));
+	n = lua_tonumber(L, vidx);
+	/* Written so that NaN fails too. */
+	if (!(n >= 1 && n <= LUFL_MAXINT53) ||
+	    (lua_Number)(int64_t)n != n) {
+		char buf[32];
+
+		/* %.17g, not Lua's %f: "0" on every Lua version */
+		snprintf(buf, sizeof(buf), "%.17g", (double)n);
+		return luaL_argerror(L, arg, lua_pushfstring(L,
+			"%s: integer >= 1 expected, got %s", field, buf));
+	}
+	return (int64_t)n;
+}
+
+enum gc_mode { GC_FULL, GC_BUDGET, GC_ONLY };
+
+/* Reads gc's options table (argument 2, already checked to be a table):
+ * leaves nothing on the stack; *budget or the `only` table at onlyidx. */
+static enum gc_mode gc_options(lua_State *L, size_t *budget, int onlyidx)
+{
+	enum gc_mode mode = GC_FULL;
+	bool has_budget = false, has_only = false;
+
+	/* Unknown keys raise: a misspelt `budget` must not run a full gc. */
+	lua_pushnil(L);
+	while (lua_next(L, 2)) {
+		const char *k = lua_type(L, -2) == LUA_TSTRING ?
+				lua_tostring(L, -2) : NULL;
+
+		if (k && strcmp(k, "budget") == 0) {
+			*budget = (size_t)field_int(L, 2, lua_gettop(L),
+						    "budget");
+			has_budget = true;
+		} else if (k && strcmp(k, "only") == 0) {
+			if (!lua_istable(L, -1))
+				luaL_argerror(L, 2, lua_pushfstring(L,
+					"only: table expected, got %s",
+					lufl_typename(L, -1)));
+			lua_pushvalue(L, -1);
+			lua_replace(L, onlyidx);
+			has_only = true;
+		} else {
+			luaL_argerror(L, 2, lua_pushfstring(L,
+				"unknown option %s (budget or only expected)",
+				k ? k : luaL_typename(L, -2)));
+		}
+		lua_pop(L, 1);
+	}
+	if (has_budget && has_only)
+		luaL_argerror(L, 2, "budget and only exclude each other");
+	if (has_budget)
+		mode = GC_BUDGET;
+	else if (has_only)
+		mode = GC_ONLY;
+	return mode;
+}
+
+/* Converts only[1..#only] (1-based indices of the list as it is now) into
+ * entry pointers in gcbuf; returns how many.  Raises on a non-integer or
+ * an index outside 1..#list, before anything is probed. */
+static size_t gc_hints(lua_State *L, struct lufl_list *ls, int envidx,
+		       int onlyidx)
+{
+	size_t n = lua_rawlen(L, onlyidx), k;
+
+	ensure_gcbuf(L, ls, envidx, n);
+	for (k = 0; k < n; k++) {
+		char field[32];
+		int64_t i;
+
+		lua_rawgeti(L, onlyidx, (int)k + 1);
+		snprintf(field, sizeof(field), "only[%d]", (int)k + 1);
+		i = field_int(L, 2, lua_gettop(L), field);
+		if ((uint64_t)i > ls->l.len)
+			luaL_argerror(L, 2, lua_pushfstring(L,
+				"%s: index %d out of range (list has %d "
+				"entries)", field, (int)i, (int)ls->l.len));
+		lua_pop(L, 1);
+		ls->gcbuf[k] = ls->l.entries[i - 1];
+	}
+	return n;
+}
+
 /***
  * Collects the dynamic entries the checker finds dead: closes them (every
  * reference sees "closed") and drops them from the list.
+ *
+ * `list:gc()` probes every dynamic entry.  `list:gc{budget = N}` probes at
+ * most N (an integer >= 1), resuming where the previous budgeted call
+ * stopped; `list:gc{only = {i, ...}}` probes just those entries (1-based
+ * indices of the list as it is at the call; main and static ones are
+ * skipped; an index outside 1..#list raises).
  * @function list:gc
+ * @tparam[opt] table opts {budget = N} or {only = {i, ...}}
  * @treturn[1] number how many were collected
+ * @treturn[1] boolean (budget only) more: true while the pass is not
+ *   complete; the call after a complete pass starts a new one
  * @return[2] nil, message, errno, number collected before the failure
  */
 static int m_gc_entries(lua_State *L)
 {
 	struct lufl_list *ls = checkopen(L, 1);
-	size_t nc = 0, i;
+	size_t nc = 0, i, budget = 0, nhint = 0;
+	enum gc_mode mode = GC_FULL;
 	int r, base;
-	enum { LIST = 1, ENV, MAP };
+	enum { LIST = 1, OPTS, ONLY, ENV, MAP };
 
 	notbusy(L, ls);
-	lua_settop(L, LIST);
-	lua_getfenv(L, LIST);
+	if (!lua_isnoneornil(L, OPTS) && !lua_istable(L, OPTS))
+		lufl_typeerror(L, OPTS, "table or nil");
+	lua_settop(L, OPTS);
+	lua_pushnil(L);                          /* ONLY */
+	if (!lua_isnil(L, OPTS))
+		mode = gc_options(L, &budget, ONLY);
+	lua_getuservalue(L, LIST);
 	lua_rawgeti(L, ENV, LUFL_LENV_MAP);
-	ensure_gcbuf(L, ls, ENV);
+	if (mode == GC_ONLY)
+		nhint = gc_hints(L, ls, ENV, ONLY);
+	else
+		ensure_gcbuf(L, ls, ENV, 0);
 	base = begin_call(L, ls, LIST);
-	r = ufl_list_gc(&ls->l, ls->gcbuf, &nc);
+	switch (mode) {
+	case GC_BUDGET:
+		r = ufl_list_gc_step(&ls->l, budget, ls->gcbuf, &nc);
+		break;
+	case GC_ONLY:
+		r = ufl_list_gc_only(&ls->l, ls->gcbuf, nhint, ls->gcbuf,
+				     &nc);
+		break;
+	default:
+		r = ufl_list_gc(&ls->l, ls->gcbuf, &nc);
+	}
 	end_call(ls);
 	for (i = 0; i < nc; i++) {
 		lua_pushlightuserdata(L, ls->gcbuf[i]);
@@ -479,10 +608,106 @@ static int m_gc_entries(lua_State *L)
 	}
 	if (r < 0) {
 		push_list_error(L, ls, base, "gc", -r);
-		lua_pushnumber(L, (lua_Number)nc);
+		lufl_pushu64(L, nc);
 		return 4;
 	}
-	lua_pushnumber(L, (lua_Number)nc);
+	lufl_pushu64(L, nc);
+	if (mode != GC_BUDGET)
+		return 1;
+	lua_pushboolean(L, r == 1);
+	return 2;
+}
+
+/* The 0-based index of the entry named by the 1-based argument at idx;
+ * raises outside 1..#list. */
+static size_t check_index(lua_State *L, struct lufl_list *ls, int idx)
+{
+	int64_t i = lufl_checkint(L, idx, 1, LUFL_MAXINT53);
+
+	if ((uint64_t)i > ls->l.len)
+		luaL_argerror(L, idx, lua_pushfstring(L,
+			"index %d out of range (list has %d entries)", (int)i,
+			(int)ls->l.len));
+	return (size_t)(i - 1);
+}
+
+/***
+ * Removes dynamic entry i deliberately (swap-remove, like gc: the last
+ * entry takes index i, its readiness kept) WITHOUT closing it: the very
+ * uffd userdata is returned, now in no list and the caller's (u:close()
+ * works on it; its __gc closes it).  Closing a live process's uffd makes
+ * its faults read zero pages silently: the caller decides.
+ * @function list:remove
+ * @tparam number i 1..#list (raises outside)
+ * @treturn[1] uffd the removed entry
+ * @return[2] nil, message, errno: EPERM for the main and static entries
+ *   (and every entry before set_num_static_devices), an epoll_ctl error
+ *   (then the list is as it was)
+ */
+static int m_remove(lua_State *L)
+{
+	struct lufl_list *ls = checkopen(L, 1);
+	struct ufl_uffd *out = NULL;
+	size_t i;
+	int r;
+	enum { LIST = 1, I, ENV, MAP, U };
+
+	notbusy(L, ls);
+	i = check_index(L, ls, I);
+	lua_settop(L, I);
+	lua_getuservalue(L, LIST);
+	lua_rawgeti(L, ENV, LUFL_LENV_MAP);
+	push_entry(L, MAP, ls->l.entries[i]);    /* U: anchored here now */
+	r = ufl_list_remove(&ls->l, i, &out);
+	if (r == -EPERM) {
+		lua_pushnil(L);
+		lua_pushliteral(L, "remove: main and static entries are not "
+				"removable (quarantine them)");
+		lua_pushinteger(L, EPERM);
+		return 3;
+	}
+	if (r < 0)
+		return lufl_pusherror(L, "remove", -r);
+	lua_pushlightuserdata(L, out);
+	lua_pushnil(L);
+	lua_rawset(L, MAP);
+	lua_settop(L, U);
+	return 1;
+}
+
+/***
+ * Quarantines entry i (main, static or dynamic): out of the wait context
+ * (EPOLL_CTL_DEL: epoll reports EPOLLERR/EPOLLHUP whatever the mask) while
+ * it stays in the list, same index, still the list's.  Idempotent.  gc
+ * still probes a quarantined dynamic entry (a dead one is collected); one
+ * moved by a swap-remove stays quarantined.
+ * @function list:quarantine
+ * @tparam number i 1..#list (raises outside)
+ * @treturn[1] true
+ * @return[2] nil, message, errno (epoll_ctl failed: still in epoll)
+ */
+static int m_quarantine(lua_State *L)
+{
+	struct lufl_list *ls = checkopen(L, 1);
+	size_t i;
+	int r;
+
+	notbusy(L, ls);
+	i = check_index(L, ls, 2);
+	r = ufl_list_quarantine(&ls->l, i);
+	if (r < 0)
+		return lufl_pusherror(L, "quarantine", -r);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* is_quarantined(i) -> boolean; i in 1..#list (raises outside) */
+static int m_is_quarantined(lua_State *L)
+{
+	struct lufl_list *ls = checkopen(L, 1);
+
+	lua_pushboolean(L, ufl_list_is_quarantined(&ls->l,
+						   check_index(L, ls, 2)));
 	return 1;
 }
 
@@ -498,7 +723,7 @@ static int m_get(lua_State *L)
 		lua_pushnil(L);
 		return 1;
 	}
-	lua_getfenv(L, 1);
+	lua_getuservalue(L, 1);
 	lua_rawgeti(L, -1, LUFL_LENV_MAP);
 	push_entry(L, lua_gettop(L), p);
 	return 1;
@@ -509,7 +734,7 @@ static int m_main_uffd(lua_State *L)
 {
 	struct lufl_list *ls = checkopen(L, 1);
 
-	lua_getfenv(L, 1);
+	lua_getuservalue(L, 1);
 	lua_rawgeti(L, -1, LUFL_LENV_MAP);
 	push_entry(L, lua_gettop(L), ufl_list_get(&ls->l, 0));
 	return 1;
@@ -518,7 +743,7 @@ static int m_main_uffd(lua_State *L)
 /* len() and #list -> number of entries */
 static int m_len(lua_State *L)
 {
-	lua_pushnumber(L, (lua_Number)checkopen(L, 1)->l.len);
+	lufl_pushu64(L, checkopen(L, 1)->l.len);
 	return 1;
 }
 
@@ -535,7 +760,7 @@ static int m_entries(lua_State *L)
 		lua_createtable(L, (int)ls->l.len, 0);
 		lua_replace(L, 2);
 	}
-	lua_getfenv(L, 1);
+	lua_getuservalue(L, 1);
 	lua_rawgeti(L, 3, LUFL_LENV_MAP);
 	for (i = 0; i < ls->l.len; i++) {
 		push_entry(L, 4, ls->l.entries[i]);
@@ -553,7 +778,7 @@ static int m_num_static(lua_State *L)
 	struct lufl_list *ls = checkopen(L, 1);
 
 	if (ls->l.num_static)
-		lua_pushnumber(L, (lua_Number)ls->l.num_static);
+		lufl_pushu64(L, ls->l.num_static);
 	else
 		lua_pushnil(L);
 	return 1;
@@ -563,7 +788,7 @@ static int m_num_static(lua_State *L)
 static int m_waitctx(lua_State *L)
 {
 	checkopen(L, 1);
-	lua_getfenv(L, 1);
+	lua_getuservalue(L, 1);
 	lua_rawgeti(L, -1, LUFL_LENV_CTX);
 	return 1;
 }
@@ -622,7 +847,7 @@ static int m_on_log(lua_State *L)
 	if (!lua_isnoneornil(L, 2) && lua_type(L, 2) != LUA_TFUNCTION)
 		lufl_typeerror(L, 2, "function or nil");
 	lua_settop(L, 2);
-	lua_getfenv(L, 1);
+	lua_getuservalue(L, 1);
 	lua_pushvalue(L, 2);
 	lua_rawseti(L, 3, LUFL_LENV_LOG);
 	lua_pushboolean(L, 1);
@@ -653,7 +878,7 @@ static void list_destroy(lua_State *L, struct lufl_list *ls, int idx)
 		ls->rc->nlists--;
 	ls->ctx = NULL;
 	ls->rc = NULL;
-	lua_getfenv(L, idx);
+	lua_getuservalue(L, idx);
 	lua_rawgeti(L, -1, LUFL_LENV_CTX);
 	lufl_waitctx_detach(L, lua_gettop(L), ls->slot);
 	lua_pop(L, 1);
@@ -712,6 +937,9 @@ static const luaL_Reg methods[] = {
 	{ "set_num_static_devices", m_set_num_static_devices },
 	{ "register", m_register },
 	{ "gc", m_gc_entries },
+	{ "remove", m_remove },
+	{ "quarantine", m_quarantine },
+	{ "is_quarantined", m_is_quarantined },
 	{ "get", m_get },
 	{ "main_uffd", m_main_uffd },
 	{ "len", m_len },
@@ -744,5 +972,5 @@ static const luaL_Reg functions[] = {
 void lufl_open_list(lua_State *L)
 {
 	lufl_newclass(L, LUFL_LIST, methods, meta);
-	luaL_register(L, NULL, functions);
+	luaL_setfuncs(L, functions, 0);
 }

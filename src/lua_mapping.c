@@ -1,9 +1,11 @@
-/*
+/**
  * lua_mapping.c — uffdlist.mapping: an mmap'd range, to register with a
  * uffd and pass its address around; and page_size().  read/write touch the
  * memory from this process: on a range registered with a uffd of this
  * process and still missing, they block until someone serves the fault
  * (another process).
+ *
+ * @module uffdlist.core
  */
 #include <errno.h>
 #include <string.h>
@@ -236,5 +238,5 @@ static const luaL_Reg functions[] = {
 void lufl_open_mapping(lua_State *L)
 {
 	lufl_newclass(L, LUFL_MAPPING, methods, meta);
-	luaL_register(L, NULL, functions);
+	luaL_setfuncs(L, functions, 0);
 }

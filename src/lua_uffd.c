@@ -1,4 +1,4 @@
-/*
+/**
  * lua_uffd.c — uffdlist.uffd: one userfaultfd as a Lua object.
  *
  * Born safe: the userdata exists, with its metatable and fd -1, before the
@@ -6,6 +6,8 @@
  * A uffd registered in a list belongs to it: u:close() raises, and its
  * __gc leaves it to the list (which holds it, so that only happens when
  * both die in the same collection).
+ *
+ * @module uffdlist.core
  */
 #include <errno.h>
 #include <stdio.h>
@@ -336,7 +338,7 @@ static int m_index(lua_State *L)
 	if (!x->u.list || x->u.index == UFL_NO_INDEX)
 		lua_pushnil(L);
 	else
-		lua_pushnumber(L, (lua_Number)x->u.index + 1);
+		lufl_pushu64(L, (uint64_t)x->u.index + 1);
 	return 1;
 }
 
@@ -477,9 +479,9 @@ static void ensure_buf(lua_State *L, struct lufl_uffd *x, int idx,
 		/* First use: the userdata gets its own environment. */
 		lua_createtable(L, 1, 0);
 		lua_pushvalue(L, -1);
-		lua_setfenv(L, idx);
+		lua_setuservalue(L, idx);
 	} else {
-		lua_getfenv(L, idx);
+		lua_getuservalue(L, idx);
 	}
 	p = lua_newuserdata(L, max * sizeof(struct uffd_msg));
 	lua_rawseti(L, -2, LUFL_UENV_BUF);
@@ -789,8 +791,27 @@ static int m_tostring(lua_State *L)
 	return 1;
 }
 
+/* events() -> "r", timeout() -> nil: with pollfd() (= fd()), cqueues'
+ * pollable protocol, so cqueues.poll(u) waits for the uffd's next event. */
+static int m_events(lua_State *L)
+{
+	lufl_uffd_checkopen(L, 1);
+	lua_pushliteral(L, "r");
+	return 1;
+}
+
+static int m_timeout(lua_State *L)
+{
+	lufl_uffd_checkopen(L, 1);
+	lua_pushnil(L);
+	return 1;
+}
+
 static const luaL_Reg methods[] = {
 	{ "fd", m_fd },
+	{ "pollfd", m_fd },
+	{ "events", m_events },
+	{ "timeout", m_timeout },
 	{ "features", m_features },
 	{ "ioctls", m_ioctls },
 	{ "origin", m_origin },
@@ -834,5 +855,5 @@ void lufl_open_uffd(lua_State *L)
 	lua_pushcfunction(L, convert_events);
 	lua_rawset(L, LUA_REGISTRYINDEX);
 	lufl_newclass(L, LUFL_UFFD, methods, meta);
-	luaL_register(L, NULL, functions);
+	luaL_setfuncs(L, functions, 0);
 }

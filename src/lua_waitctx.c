@@ -1,4 +1,4 @@
-/*
+/**
  * lua_waitctx.c — uffdlist.waitctx: the epoll wait context as a Lua object.
  *
  * Tokens: a user fd gets an id 1..2^32-1 (epoll data = id); a list attached
@@ -7,6 +7,8 @@
  * {obj_or_fd, token, fd, events}, fds and objects to ids, slots to lists:
  * the ctx keeps every watched object and token alive until deleted
  * (design invariant 7), and maps a ready token back to exactly one value.
+ *
+ * @module uffdlist.core
  */
 #include <errno.h>
 #include <limits.h>
@@ -29,7 +31,7 @@ struct lufl_waitctx *lufl_waitctx_new(lua_State *L)
 		lua_newtable(L);
 		lua_rawseti(L, -2, i);
 	}
-	lua_setfenv(L, -2);
+	lua_setuservalue(L, -2);
 	return c;
 }
 
@@ -191,7 +193,7 @@ void lufl_waitctx_drop_stale(lua_State *L, int ctxidx, int fd)
 {
 	int top = lua_gettop(L), env;
 
-	lua_getfenv(L, ctxidx);
+	lua_getuservalue(L, ctxidx);
 	env = lua_gettop(L);
 	lua_rawgeti(L, env, LUFL_CENV_FDS);
 	lua_rawgeti(L, -1, fd);
@@ -204,7 +206,7 @@ uint32_t lufl_waitctx_attach(lua_State *L, int ctxidx, int listidx)
 {
 	uint32_t k;
 
-	lua_getfenv(L, ctxidx);
+	lua_getuservalue(L, ctxidx);
 	lua_rawgeti(L, -1, LUFL_CENV_LISTS);
 	for (k = 1;; k++) {
 		lua_rawgeti(L, -1, (int)k);
@@ -221,7 +223,7 @@ uint32_t lufl_waitctx_attach(lua_State *L, int ctxidx, int listidx)
 
 void lufl_waitctx_detach(lua_State *L, int ctxidx, uint32_t k)
 {
-	lua_getfenv(L, ctxidx);
+	lua_getuservalue(L, ctxidx);
 	lua_rawgeti(L, -1, LUFL_CENV_LISTS);
 	lua_pushnil(L);
 	lua_rawseti(L, -2, (int)k);
@@ -282,7 +284,7 @@ static int m_add(lua_State *L)
 	checktoken(L, 3);
 	events = checkevents(L, 4);
 	lua_settop(L, 4);
-	lua_getfenv(L, 1);
+	lua_getuservalue(L, 1);
 	lua_rawgeti(L, ENV, LUFL_CENV_RECS);
 	lua_rawgeti(L, ENV, LUFL_CENV_FDS);
 	lua_rawgeti(L, ENV, LUFL_CENV_OBJS);
@@ -307,7 +309,7 @@ static int m_add(lua_State *L)
 	lua_rawseti(L, REC, LUFL_REC_TOKEN);
 	lua_pushinteger(L, fd);
 	lua_rawseti(L, REC, LUFL_REC_FD);
-	lua_pushnumber(L, events);
+	lua_pushinteger(L, (lua_Integer)events);
 	lua_rawseti(L, REC, LUFL_REC_EVENTS);
 	lua_pushnumber(L, id);
 	lua_pushvalue(L, REC);
@@ -373,7 +375,7 @@ static int m_modify(lua_State *L)
 			lufl_closederror(L, LUFL_UFFD);
 	}
 	lua_settop(L, 4);
-	lua_getfenv(L, 1);
+	lua_getuservalue(L, 1);
 	lookup_id(L, ENV, 2);                  /* 6 */
 	if (lua_isnil(L, -1))
 		return lufl_pusherror(L, "modify", ENOENT);
@@ -394,7 +396,7 @@ static int m_modify(lua_State *L)
 	/* existing fields: no allocation after the syscall */
 	lua_pushvalue(L, 3);
 	lua_rawseti(L, REC, LUFL_REC_TOKEN);
-	lua_pushnumber(L, events);
+	lua_pushinteger(L, (lua_Integer)events);
 	lua_rawseti(L, REC, LUFL_REC_EVENTS);
 	lua_pushboolean(L, 1);
 	return 1;
@@ -418,7 +420,7 @@ static int m_delete(lua_State *L)
 
 	checktarget(L, 2);
 	lua_settop(L, 2);
-	lua_getfenv(L, 1);
+	lua_getuservalue(L, 1);
 	lookup_id(L, ENV, 2);
 	if (lua_isnil(L, -1))
 		return lufl_pusherror(L, "delete", ENOENT);
@@ -450,7 +452,7 @@ int lufl_waitctx_fill(lua_State *L, int ctxidx, int n, int outidx,
 	int top = lua_gettop(L), recs, lists, i, j = 0;
 
 	luaL_checkstack(L, 12, NULL);
-	lua_getfenv(L, ctxidx);
+	lua_getuservalue(L, ctxidx);
 	lua_rawgeti(L, -1, LUFL_CENV_RECS);
 	recs = lua_gettop(L);
 	lua_rawgeti(L, -2, LUFL_CENV_LISTS);
@@ -476,9 +478,9 @@ int lufl_waitctx_fill(lua_State *L, int ctxidx, int n, int outidx,
 			    !(p = ufl_list_get(&ls->l, id)))
 				goto skip;
 			if (k == self_slot) {
-				lua_pushnumber(L, (lua_Number)id + 1);
+				lufl_pushu64(L, (uint64_t)id + 1);
 			} else {
-				lua_getfenv(L, -1);
+				lua_getuservalue(L, -1);
 				lua_rawgeti(L, -1, LUFL_LENV_MAP);
 				lua_pushlightuserdata(L, p);
 				lua_rawget(L, -2);
@@ -489,7 +491,7 @@ int lufl_waitctx_fill(lua_State *L, int ctxidx, int n, int outidx,
 		j++;
 		lua_rawseti(L, outidx, j);
 		if (evsidx) {
-			lua_pushnumber(L, c->evs[i].events);
+			lua_pushinteger(L, (lua_Integer)c->evs[i].events);
 			lua_rawseti(L, evsidx, j);
 		}
 skip:
@@ -564,7 +566,7 @@ int lufl_list_wait(lua_State *L, struct lufl_list *ls)
 	if (ls->ctx->w.epfd < 0)
 		lufl_closederror(L, LUFL_WAITCTX);
 	timeout = wait_args(L);
-	lua_getfenv(L, 1);
+	lua_getuservalue(L, 1);
 	lua_rawgeti(L, -1, LUFL_LENV_CTX);
 	lua_replace(L, -2);                    /* 5: the ctx */
 	return wait_core(L, 5, ls->ctx, timeout, ls->slot);
@@ -612,7 +614,7 @@ static void ctx_destroy(lua_State *L, struct lufl_waitctx *c, int idx,
 	c->w.sys = &ufl_sys_default;
 	if (!clear)
 		return;
-	lua_getfenv(L, idx);
+	lua_getuservalue(L, idx);
 	for (i = LUFL_CENV_RECS; i <= LUFL_CENV_OBJS; i++) {
 		lua_rawgeti(L, -1, i);
 		lufl_cleartable(L, lua_gettop(L));
@@ -686,5 +688,5 @@ static const luaL_Reg functions[] = {
 void lufl_open_waitctx(lua_State *L)
 {
 	lufl_newclass(L, LUFL_WAITCTX, methods, meta);
-	luaL_register(L, NULL, functions);
+	luaL_setfuncs(L, functions, 0);
 }

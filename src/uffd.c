@@ -186,6 +186,7 @@ void ufl_uffd_init(struct ufl_uffd *u)
 	u->creator = 0;
 	u->list = NULL;
 	u->index = UFL_NO_INDEX;
+	u->quarantined = false;
 }
 
 int ufl_uffd_create(struct ufl_uffd *u, uint64_t features, uint64_t *missing)
@@ -436,6 +437,7 @@ int ufl_uffd_release(struct ufl_uffd *u, const struct ufl_sys *sys)
 	mark_closed(u);
 	u->list = NULL;
 	u->index = UFL_NO_INDEX;
+	u->quarantined = false;
 	return r;
 }
 

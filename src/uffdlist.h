@@ -90,8 +90,11 @@ struct ufl_uffd {
 	pid_t creator;      /* the process whose memory it serves, if known
 			       (created here: getpid() then); 0 unknown */
 	/* Maintained by the list that holds this uffd; read-only elsewhere. */
-	void *list;         /* the owning struct ufl_list, or NULL */
+	void *list;         /* the owning struct ufl_list, or NULL; set
+			       from the start of ufl_list_register (index
+			       still UFL_NO_INDEX then) */
 	uint32_t index;     /* its index there, or UFL_NO_INDEX */
+	bool quarantined;   /* listed but out of epoll (ufl_list_quarantine) */
 };
 
 /* Sets *u to the closed state (fd -1, no list). Call before anything else. */
@@ -294,7 +297,22 @@ struct ufl_checker ufl_dead_checker_iface(struct ufl_dead_checker *c);
 /* list: crosvm's UffdList (src/uffd_list.c)                            */
 /* ------------------------------------------------------------------ */
 
-/* The token of entry i is token_base + i; token_base's low 32 bits are 0. */
+/*
+ * The token of entry i is token_base + i; token_base's low 32 bits are 0.
+ *
+ * Invariants after every call, success or failure:
+ *  1. every entry i that is not quarantined is in ctx under token(i); a
+ *     quarantined one is in no epoll set of ours;
+ *  2. the list owns its entries' fds: gc closes what it collects, once;
+ *     ufl_list_remove hands an entry back unclosed, and then the list
+ *     never touches it again;
+ *  3. readiness is never lost: a ready entry moved by a swap-remove is
+ *     reported ready under its new index (level-triggered epoll
+ *     re-evaluates an fd on EPOLL_CTL_MOD: fs/eventpoll.c, ep_modify);
+ *  4. main and static entries are never collected nor removed;
+ *  5. a failing call leaves the list as it was (gc: as it was after the
+ *     last entry it did collect).
+ */
 struct ufl_list {
 	struct ufl_uffd **entries;
 	size_t len, cap;
@@ -306,7 +324,11 @@ struct ufl_list {
 	/* Called when a checker reset fails during gc (crosvm logs it). */
 	void (*log)(void *ud, const char *what, int err);
 	void *log_ud;
-	bool busy;               /* inside register/gc: re-entry is refused */
+	bool busy;               /* inside a list call that runs the checker:
+				    every mutating call is refused */
+	/* Incremental gc (ufl_list_gc_step): entries [num_static, gc_cursor)
+	 * are still to be probed in the pass under way; 0: no pass. */
+	size_t gc_cursor;
 };
 
 /* Token helpers. */
@@ -337,9 +359,12 @@ bool ufl_list_set_num_static_devices(struct ufl_list *l, uint32_t n);
 /*
  * Takes ownership of u: 1 if it is a dynamic entry, 0 if static, -errno
  * (then u is still the caller's and the list unchanged).  Dynamic entries
- * are registered with the checker first.  -EBUSY if u is already in a
- * list, -EBADF if closed, -EOVERFLOW past index 2^32-1, -EDEADLK when
- * called from inside the list's own checker (register or gc under way).
+ * are registered with the checker first; u is marked taken (u->list set)
+ * before that call, so a checker that tries to put u into another list (or
+ * to close it) is refused with -EBUSY: a uffd is in one list only.
+ * -EBUSY if u is already in a list, -EBADF if closed, -EOVERFLOW past
+ * index 2^32-1, -EDEADLK when called from inside the list's own checker
+ * (a register or gc under way).
  */
 int ufl_list_register(struct ufl_list *l, struct ufl_uffd *u);
 
@@ -351,10 +376,83 @@ int ufl_list_register(struct ufl_list *l, struct ufl_uffd *u);
  * collected and, when `collected` is not NULL, it receives their pointers
  * (room for l->len of them).  A no-op before set_num_static_devices.  A
  * checker reset failure is only logged (l->log).  -EDEADLK from inside the
- * list's own checker.
+ * list's own checker.  Quarantined dynamic entries are probed too.  Ends
+ * any incremental pass (the next ufl_list_gc_step starts a new one).
  */
 int ufl_list_gc(struct ufl_list *l, struct ufl_uffd **collected,
 		size_t *ncollected);
+
+/*
+ * Incremental gc: probes at most `budget` (>= 1, else -EINVAL) dynamic
+ * entries, collecting the dead ones as ufl_list_gc does, and remembers
+ * where it stopped (l->gc_cursor).  A pass walks the dynamic entries from
+ * the last down to the first: a swap-remove then only moves an entry that
+ * this pass already probed (or one registered since it began), so nothing
+ * is probed twice within one step and nothing present for the whole pass
+ * is skipped, whatever register, remove, quarantine or gc_only happen
+ * between steps (a swap-remove clamps the cursor to the new length).
+ * Entries registered after a pass began wait for the next pass.
+ * Returns 1 while the pass is not complete, 0 when this call completed it
+ * (the next call starts a new pass), -errno on failure (the entry that
+ * failed is retried by the next call).  *ncollected / collected as for
+ * ufl_list_gc (room for min(budget, l->len)).  The checker is reset at the
+ * end of every step that probed an entry (a reset failure is only logged).
+ * Before set_num_static_devices: 0, nothing probed.  -EDEADLK from inside
+ * the list's own checker.
+ */
+int ufl_list_gc_step(struct ufl_list *l, size_t budget,
+		     struct ufl_uffd **collected, size_t *ncollected);
+
+/*
+ * Hinted gc: probes only the entries hint[0..n-1] (uffd pointers, so a hint
+ * keeps naming its entry when an earlier collection moves it), collecting
+ * the dead ones as ufl_list_gc does.  A hint that is not a dynamic entry of
+ * this list (main, static, another list's, or already collected by this
+ * call) is skipped; a uffd named twice is probed twice unless the first
+ * probe collected it.  A hint never collects by itself: only the checker's
+ * answer does.  `collected` may be `hint` itself (slot j is written only
+ * after hint j was read; room for n).  Resets the checker once at the end
+ * when anything was probed.  Returns 0 or -errno (the list consistent,
+ * *ncollected collected before the failure).  A no-op before
+ * set_num_static_devices.  -EDEADLK from inside the list's own checker.
+ */
+int ufl_list_gc_only(struct ufl_list *l, struct ufl_uffd *const *hint,
+		     size_t n, struct ufl_uffd **collected,
+		     size_t *ncollected);
+
+/*
+ * Removes dynamic entry i deliberately, the way gc removes a dead one (the
+ * last entry takes its place and its token, readiness kept), but does NOT
+ * close it: *out receives the uffd, now in no list and the caller's (closing
+ * a live process's uffd would silently make its faults read zero pages, so
+ * the caller decides).  -ENOENT past the end, -EPERM for main and static
+ * entries (and for every entry before set_num_static_devices: they are
+ * never dropped silently), -EDEADLK from inside the list's own checker,
+ * or an epoll_ctl error (then the list is as it was).  Works on quarantined
+ * entries too (nothing to delete from epoll then).
+ */
+int ufl_list_remove(struct ufl_list *l, size_t i, struct ufl_uffd **out);
+
+/*
+ * Quarantines entry i (any entry: main, static or dynamic): EPOLL_CTL_DEL
+ * takes it out of the wait context while it stays in the list, with its
+ * index and its owner.  Deleting is the only way to silence it: epoll
+ * always reports EPOLLERR and EPOLLHUP, whatever the event mask
+ * (epoll_ctl(2)), and a bad uffd is exactly one that reports EPOLLERR.
+ * Idempotent (0 if already quarantined).  -ENOENT past the end, -EDEADLK
+ * from inside the list's own checker, or the epoll_ctl error (then the
+ * entry is still in epoll).  gc, gc_step, gc_only and remove handle
+ * quarantined entries: they are probed and collected like the others, and
+ * one moved by a swap-remove is not put back in epoll.
+ */
+int ufl_list_quarantine(struct ufl_list *l, size_t i);
+
+/* Whether entry i is quarantined (false past the end). */
+static inline bool ufl_list_is_quarantined(const struct ufl_list *l,
+					   size_t i)
+{
+	return i < l->len && l->entries[i]->quarantined;
+}
 
 static inline struct ufl_uffd *ufl_list_get(const struct ufl_list *l,
 					    size_t i)

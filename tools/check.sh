@@ -7,7 +7,7 @@
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
-sh tools/install-deps.sh clang libclang-rt-14-dev valgrind || exit 1
+CC=clang sh tools/install-deps.sh clang-rt valgrind || exit 1
 
 A=build/asan
 SAN="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all"

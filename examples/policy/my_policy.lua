@@ -1,6 +1,8 @@
 -- my_policy.lua: an example user policy for uffdlist's monitor.
 -- Load it with require("uffdlist.policy").load("examples/policy/my_policy.lua").
--- It runs in a sandbox: no io, os.execute, require or debug.
+-- It runs in a sandbox: no io, os.execute, require or debug; its hooks get
+-- plain data (doc/monitor-api.md) and each call is bounded in time and
+-- memory (doc/security.md).
 --
 -- Collect dead uffds when more than 4 hot-plugged ones are listed, or
 -- after 500 ms without events; serve write faults 4 pages at a time.
@@ -11,7 +13,7 @@ return function(opts)
   local dynamic, idle_done = 0, false
   return {
     idle_ms = quiet_ms,
-    on_register = function(_u, is_dynamic)
+    on_register = function(_entry, is_dynamic)
       if is_dynamic then dynamic = dynamic + 1 end
       if dynamic > max_dynamic then return "gc" end
     end,
@@ -24,8 +26,8 @@ return function(opts)
         return "gc"
       end
     end,
-    on_fault = function(_u, ev)
-      return ev.write and 4 or 1
+    on_fault = function(_entry, fault)
+      return fault.write and 4 or 1
     end,
   }
 end

@@ -15,6 +15,7 @@ local ufl = require "uffdlist"
 local monitor = require "uffdlist.monitor"
 local policies = require "uffdlist.policy"
 local vm = require "vm"
+local json = require "dkjson"
 
 local floor, max, min = math.floor, math.max, math.min
 local fmt, byte = string.format, string.byte
@@ -29,6 +30,8 @@ local REAP_S = 0.25         -- how often the VM's exit is looked for
 local DRAIN_MIN_MS = 300    -- quiet time after the VM is gone
 local MAX_ERRORS = 20       -- error messages kept for the summary
 local MAX_ROUNDS = 2000     -- gc/registration rounds kept for the report
+local RSS_S = 0.1           -- how often RSS is sampled for rss_peak
+local DEFAULT_WAIT_MS = 100 -- the monitor's wait without idle_ms
 
 -- ------------------------------------------------------------ small helpers
 
@@ -65,48 +68,29 @@ end
 
 -- ------------------------------------------------------------------ JSON
 
-local encode
-
-local function encode_string(s)
-  return '"' .. s:gsub('[%c"\\]', function(c)
-    return fmt("\\u%04x", byte(c))
-  end) .. '"'
+-- --json: one JSON object, by dkjson (Debian lua-dkjson, pure Lua, so the
+-- host embeds it as bytecode like the other modules: no disk search, no
+-- C module to link, which lua-cjson would need).  Keys are sorted at every
+-- level, so two runs' reports diff cleanly.
+local function collect_keys(v, set)
+  if type(v) == "table" then
+    for k, x in pairs(v) do
+      if type(k) == "string" then
+        set[k] = true
+      end
+      collect_keys(x, set)
+    end
+  end
+  return set
 end
 
-local function encode_table(t)
-  local out = {}
-  if #t > 0 then
-    for i = 1, #t do
-      out[i] = encode(t[i])
-    end
-    return "[" .. table_concat(out, ",") .. "]"
-  end
+local function encode(v)
   local keys = {}
-  for k in pairs(t) do
-    keys[#keys + 1] = tostring(k)
+  for k in pairs(collect_keys(v, {})) do
+    keys[#keys + 1] = k
   end
   table_sort(keys)
-  for i, k in ipairs(keys) do
-    out[i] = encode_string(k) .. ":" .. encode(t[k])
-  end
-  return "{" .. table_concat(out, ",") .. "}"
-end
-
-function encode(v)
-  local t = type(v)
-  if t == "table" then
-    return encode_table(v)
-  elseif t == "string" then
-    return encode_string(v)
-  elseif t == "number" then
-    if v ~= v or v == math.huge or v == -math.huge then
-      return "null"
-    end
-    return v == floor(v) and fmt("%d", v) or fmt("%.3f", v)
-  elseif t == "boolean" then
-    return tostring(v)
-  end
-  return "null"
+  return json.encode(v, { keyorder = keys })
 end
 
 M.json = encode
@@ -404,11 +388,35 @@ local function note_round(s, st, before)
   end
 end
 
+-- The longest step, over its wait timeout (the policy's idle_ms, else the
+-- default): a step may take its timeout, plus the hooks' shared budget,
+-- plus its fills.  And the peak RSS, sampled.
+local function note_step(s, t0, timeout)
+  local r, t = s.r, vm.now()
+  local ms = (t - t0) * 1000
+  local over = ms - timeout
+  if over > (r.step_over_max_ms or -math.huge) then
+    r.step_over_max_ms, r.step_max_ms, r.step_max_timeout_ms = over, ms,
+      timeout
+  end
+  if t - (s.last_rss or 0) >= RSS_S then
+    s.last_rss = t
+    local rss, anon = vm.rss_kb()
+    if rss then
+      r.rss_peak_kb = max(r.rss_peak_kb or 0, rss)
+      r.rss_anon_peak_kb = max(r.rss_anon_peak_kb or 0, anon)
+    end
+  end
+end
+
 local function step(s, m)
   local st = m.stats
   local before = { collected = st.collected, dynamic = st.dynamic,
     gcs = st.gcs }
+  local timeout = m.policy.idle_ms or DEFAULT_WAIT_MS
+  local t0 = vm.now()
   m:step()
+  note_step(s, t0, timeout)
   note_round(s, st, before)
   flush_go(s)
   progress(s, m)
@@ -455,8 +463,7 @@ end
 -- dead uffds: at least DRAIN_MIN_MS and 3 periods of the policy.
 local function drain(s, m)
   local p = m.policy
-  local ms = max(DRAIN_MIN_MS, 3 * (rawget(p, "idle_ms") or 0),
-    3 * (rawget(p, "timer_ms") or 0))
+  local ms = max(DRAIN_MIN_MS, 3 * (p.idle_ms or 0), 3 * (p.timer_ms or 0))
   local stop = now_ms() + ms
   while now_ms() < stop do
     step(s, m)
@@ -521,6 +528,12 @@ local function finish_report(s, m)
   r.duration_s = vm.now() - s.t0
   r.rounds = s.rounds
   r.error_messages = s.errors
+  -- the policy boundary: what the policy cost, and whether it was replaced
+  r.policy_final = m.policy.name
+  r.hook_budget_ms, r.policy_memory_mb = m.hook_budget_ms, m.policy_memory_mb
+  for _, k in ipairs(policies.COUNTERS) do
+    r[k] = st[k]
+  end
 end
 
 -- Every check of the run; the report's `failures` names those that failed.
@@ -612,6 +625,9 @@ function M.run(cfg)
   end
   s.list = assert(ufl.list(u, s.checker))
   local m = new_monitor(s, s.list)
+  -- the monitor holds the policy now: a policy it drops (a fallback) and
+  -- all its memory go with it
+  s.policy = nil
   vm.reply_go(s.main_reply)
   run_vm(s, m, deadline)
   drain(s, m)

@@ -17,6 +17,10 @@ end
 --- The C module itself.
 M.core = core
 
+--- "uffdlist MAJOR.MINOR.PATCH": the release (the Makefile's VERSION, the
+-- C library's and uffdlist.pc's).
+M._VERSION = "uffdlist 0.1.0"
+
 -- errno number -> name.  Where two names share a number (EAGAIN and
 -- EWOULDBLOCK, EOPNOTSUPP and ENOTSUP, EDEADLK and EDEADLOCK) the first
 -- of these is kept.

@@ -16,7 +16,22 @@
 -- epoll and close only.
 --
 -- Time: `m.clock()` gives milliseconds (opts.clock); by default
--- ufl.monotonic_ms (CLOCK_MONOTONIC).
+-- ufl.monotonic_ms (CLOCK_MONOTONIC).  The policy's timer comes from
+-- `m.timerfd(ms)` (opts.timerfd; default ufl.timerfd): anything with
+-- fd/read/close that the wait context takes.  `m:timeout()` is the wait
+-- the next `step()` would do (seconds), for a host (or uffdlist.testing's
+-- virtual clock) that waits itself and then calls `step(0)`.
+--
+-- The policy is behind uffdlist.policy's boundary (`m.policy`): the loop
+-- calls its methods with plain values and gets plain decisions back; the
+-- guard, the sandbox, the validation of answers and the fallback to
+-- crosvm live there (lua/uffdlist/policy.lua, guard.lua, sandbox.lua).
+--
+-- A round that fails anywhere leaves the monitor usable: the calls out of
+-- the loop (read_events, fill, wake, handlers, hooks, list changes) are
+-- protected one by one and reported; whatever else raises inside a round
+-- ends the round (`busy` cleared) and is reported as "round": the next
+-- step works.
 -- @module uffdlist.monitor
 
 local ufl = require "uffdlist"
@@ -24,7 +39,7 @@ local policy_mod = require "uffdlist.policy"
 local device = require "uffdlist.device"
 
 local type, pcall, tostring, error = type, pcall, tostring, error
-local pairs, setmetatable, rawget = pairs, setmetatable, rawget
+local pairs, setmetatable = pairs, setmetatable
 local math_min, math_max, floor = math.min, math.max,
   math.floor
 
@@ -35,7 +50,6 @@ local outcome = ufl.outcome
 local DEFAULT_WAIT_MS = 100
 local PARKED_WAIT_MS = 1     -- small but never 0: parked faults must not spin
 local MAX_EVENTS = 1024      -- read_events' limit
-local MAX_PREFETCH = 512     -- pages around one fault
 
 local M = {}
 local Monitor = {}
@@ -48,11 +62,13 @@ local function default_on_error(_m, what, msg, errno)
     errno and (" (errno " .. tostring(errno) .. ")") or "", "\n")
 end
 
-local function report(self, what, msg, errno)
+-- kind: only for the policy boundary's reports ("error", "time",
+-- "memory", "yield", "answer", "disabled").
+local function report(self, what, msg, errno, kind)
   self.stats.errors = self.stats.errors + 1
   -- on_error is the host's; if it fails too there is nobody left to tell
   -- but stderr, and the loop must go on.
-  local ok, e = pcall(self.on_error, self, what, msg, errno)
+  local ok, e = pcall(self.on_error, self, what, msg, errno, kind)
   if not ok then
     default_on_error(self, "on_error", e)
   end
@@ -77,6 +93,9 @@ local function new_stats()
     -- beyond the doc's list
     woken = 0, partial = 0, dropped = 0, retry_timeouts = 0,
     prefetched = 0, errors = 0, hook_errors = 0, dynamic = 0,
+    -- the policy boundary's (policy.COUNTERS, doc/monitor-api.md)
+    hook_calls = 0, hook_overruns = 0, hook_memory = 0, hook_answers = 0,
+    hook_skipped = 0, policy_disabled = 0, hook_ms = 0,
   }
 end
 
@@ -105,6 +124,20 @@ local function zero_fill(u, addr, len)
   return u:zeropage(addr, len)
 end
 
+-- A call out of the loop (fill, wake, read_events: host code or a fake)
+-- that raises gives nil, "raised: MSG" instead, so no round is left half
+-- done.
+local function raised(ok, ...)
+  if ok then
+    return ...
+  end
+  return nil, "raised: " .. errstr((...))
+end
+
+local function protected(f, ...)
+  return raised(pcall(f, ...))
+end
+
 local function default_read_events(u, out, max)
   return u:read_events(out, max)
 end
@@ -113,37 +146,34 @@ local function default_wake(u, addr, len)
   return u:wake(addr, len)
 end
 
--- ------------------------------------------------------------ policy hooks
+-- ----------------------------------------------------------- the policy
 
-local function hook_result(self, name, ok, r)
-  if ok then
-    return r
+-- What the boundary reports goes through on_error; it counts into
+-- m.stats itself.
+local function policy_reporter(self)
+  return function(what, msg, kind)
+    report(self, what, msg, nil, kind)
   end
-  self.stats.hook_errors = self.stats.hook_errors + 1
-  report(self, "policy." .. name, errstr(r))
-  return nil
 end
 
--- Calls policy[name](...) under the guard; returns its first result, or
--- nil after reporting its error.
-local function hook(self, name, ...)
-  if rawget(self.policy, name) == nil then
-    return nil
+local function check_opt(opts, name, default, lo, hi)
+  local v = opts[name]
+  if v == nil then
+    return default
   end
-  return hook_result(self, name,
-    policy_mod.guard(self.policy, name, self.hook_budget_ms, ...))
+  local ok, msg = policy_mod.check_int(v, name, lo, hi)
+  if not ok then
+    error("bad option '" .. name .. "' to 'new' (" .. msg .. ")", 3)
+  end
+  return v
 end
-
-local function wants_gc(r)
-  return r == "gc" or r == true
-end
-
--- ------------------------------------------------------------- new, watch
 
 --- A new monitor.  See doc/monitor-api.md for opts.
--- @tparam table opts list (required), policy (table, or a name or path for
---   policy.load, with opts.policy_opts), handlers, batch, retry_timeout_ms,
---   hook_budget_ms, on_error, read_events, fill, wake, clock
+-- @tparam table opts list (required), policy (a spec from policy.load, a
+--   table, or a name or path for policy.load, with opts.policy_opts),
+--   handlers, batch, retry_timeout_ms, hook_budget_ms, policy_memory_mb,
+--   policy_max_strikes, policy_max_share, on_error, read_events, fill,
+--   wake, clock, timerfd
 -- @treturn monitor
 function M.new(opts)
   if type(opts) ~= "table" or opts.list == nil then
@@ -154,7 +184,17 @@ function M.new(opts)
   self.ctx = opts.list:waitctx()
   self.batch = math_max(1, math_min(floor(opts.batch or 64), MAX_EVENTS))
   self.retry_timeout_ms = opts.retry_timeout_ms or 1000
-  self.hook_budget_ms = opts.hook_budget_ms or 100
+  self.hook_budget_ms = check_opt(opts, "hook_budget_ms", 100, 1, 60000)
+  self.policy_memory_mb = check_opt(opts, "policy_memory_mb",
+    policy_mod.DEFAULT_MEMORY_MB, 1, 1048576)
+  self.policy_max_strikes = check_opt(opts, "policy_max_strikes",
+    policy_mod.DEFAULT_MAX_STRIKES, 1, 1000000)
+  local share = opts.policy_max_share or policy_mod.DEFAULT_MAX_SHARE
+  if type(share) ~= "number" or not (share > 0 and share <= 1) then
+    error("bad option 'policy_max_share' to 'new' (a number in (0, 1] "
+      .. "expected, got " .. policy_mod.describe(share) .. ")", 2)
+  end
+  self.policy_max_share = share
   self.on_error = opts.on_error or default_on_error
   self.read_events = opts.read_events or default_read_events
   self.fill = opts.fill or zero_fill
@@ -169,6 +209,7 @@ function M.new(opts)
     self.handlers[kind] = fn
   end
   self.clock = opts.clock or ufl.monotonic_ms
+  self.timerfd = opts.timerfd or ufl.timerfd
   self.dev = device.new(opts.device, report)  -- the device boundary
   -- Reused across rounds: nothing on the hot path allocates a table.
   self.ready, self.ready_evs = {}, {}
@@ -224,7 +265,7 @@ local function on_timer_ready(m, t)
   if not n then
     return report(m, "timerfd", msg, errno)
   end
-  if n > 0 and wants_gc(hook(m, "on_timer", n)) then
+  if n > 0 and m.policy:on_timer(n) then
     m.want_gc = true
   end
 end
@@ -240,7 +281,7 @@ end
 -- Arms the policy's timer: a timerfd in the wait context.
 local function start_timer(self, ms)
   self.timer_ms = ms
-  local t, msg, errno = ufl.timerfd(ms)
+  local t, msg, errno = self.timerfd(ms)
   if not t then
     return report(self, "timerfd", msg, errno)
   end
@@ -252,26 +293,52 @@ local function start_timer(self, ms)
   self.timer, self.timer_rec = t, self.watches[t]
 end
 
---- Replaces the policy (a table, or a name or path for policy.load).
-function Monitor:set_policy(p, popts)
-  if type(p) == "string" then
-    local loaded, msg = policy_mod.load(p, popts)
-    if not loaded then
-      error(msg, 2)
-    end
-    p = loaded
-  elseif type(p) ~= "table" then
-    error("bad argument #1 to 'set_policy' (table or string expected, got "
-      .. type(p) .. ")", 2)
-  else
-    policy_mod.prepare(p)
-  end
+-- The policy's timer follows its timer_ms (after a fallback too).
+local function arm_policy_timer(self)
   stop_timer(self)
-  self.policy = p
-  local ms = rawget(p, "timer_ms")
-  if type(ms) == "number" and ms > 0 then
+  local ms = self.policy.timer_ms
+  if ms then
     start_timer(self, ms)
   end
+end
+
+--- Replaces the policy: a spec from policy.load, a policy table, or a
+-- name or path for policy.load (with popts).  A policy that does not load
+-- raises (the monitor keeps its old one).
+function Monitor:set_policy(p, popts)
+  local spec, msg
+  if type(p) == "string" then
+    popts = popts or {}
+    if popts.hook_budget_ms == nil or popts.memory_mb == nil then
+      local o = {}
+      for k, v in pairs(popts) do o[k] = v end
+      o.hook_budget_ms = o.hook_budget_ms or self.hook_budget_ms
+      o.memory_mb = o.memory_mb or self.policy_memory_mb
+      popts = o
+    end
+    spec, msg = policy_mod.load(p, popts)
+  elseif policy_mod.is_spec(p) then
+    spec = p
+  elseif type(p) == "table" then
+    spec, msg = policy_mod.from_table(p)
+  else
+    error("bad argument #1 to 'set_policy' (table or string expected, got "
+      .. type(p) .. ")", 2)
+  end
+  if not spec then
+    error(msg, 2)
+  end
+  self.policy = policy_mod.boundary(spec, {
+    budget_ms = self.hook_budget_ms, memory_mb = self.policy_memory_mb,
+    max_strikes = self.policy_max_strikes,
+    max_share = self.policy_max_share,
+    report = policy_reporter(self), stats = self.stats,
+    on_fallback = function() arm_policy_timer(self) end,
+    -- the loop's clock: the policy's share of its time is measured on it
+    -- (uffdlist.testing's virtual clock included)
+    clock = self.clock,
+  })
+  arm_policy_timer(self)
 end
 
 -- ------------------------------------------------------------ list changes
@@ -299,7 +366,8 @@ local function apply_register(self, u)
   if dyn then
     st.dynamic = st.dynamic + 1
   end
-  if wants_gc(hook(self, "on_register", u, dyn)) then
+  local idx = u:index()
+  if self.policy:on_register(idx, dyn, self.list:len(), st.dynamic) then
     self.want_gc = true
   end
 end
@@ -310,20 +378,22 @@ local function apply_static(self, n)
     return report(self, "set_num_static_devices", ok and
       "the list's number of static devices was set already" or errstr(set))
   end
-  hook(self, "on_static_complete", n)
+  self.policy:on_static_complete(n)
 end
 
--- Applies the queued changes in call order.
+-- Applies the queued changes in call order.  Each is taken off the queue
+-- before it is applied, so an error in one (reported) leaves no half-done
+-- queue behind.
 local function apply_queue(self)
   local ops, args = self.q_op, self.q_arg
   local i = 1
   while i <= self.nqueued do
     local op, arg = ops[i], args[i]
     ops[i], args[i] = nil, nil
-    if op == "register" then
-      apply_register(self, arg)
-    else
-      apply_static(self, arg)
+    local ok, e = pcall(op == "register" and apply_register or apply_static,
+      self, arg)
+    if not ok then
+      report(self, op, errstr(e))
     end
     i = i + 1
   end
@@ -356,7 +426,7 @@ local function run_gc(self)
   self.want_gc = false
   local st = self.stats
   st.gcs = st.gcs + 1
-  local n, msg, errno, partial = self.list:gc()
+  local n, msg, errno, partial = protected(self.list.gc, self.list)
   local got = n or partial or 0
   st.collected = st.collected + got
   st.dynamic = st.dynamic - got
@@ -380,6 +450,7 @@ function Monitor:register(u)
   end
   enqueue(self, "register", u)
   if not self.busy then
+    self.policy:begin_round()
     apply_queue(self)
     if self.want_gc then
       run_gc(self)
@@ -400,6 +471,7 @@ function Monitor:set_num_static_devices(n)
   self.static_set = true
   enqueue(self, "static", n)
   if not self.busy then
+    self.policy:begin_round()
     apply_queue(self)
   end
 end
@@ -430,7 +502,7 @@ local DONE, EXISTS, GONE, BUSY, FAILED = "done", "exists", "gone", "parked",
 -- Returns the outcome, and for BUSY/FAILED the range left, msg, errno.
 local function fill_range(self, fill, u, addr, len)
   while true do
-    local how, _, msg, errno, count = outcome(fill(u, addr, len))
+    local how, _, msg, errno, count = outcome(protected(fill, u, addr, len))
     if how == "done" then
       return DONE
     elseif how == "partial" then
@@ -453,7 +525,7 @@ end
 
 -- EEXIST does not wake the faulting thread.
 local function wake(self, u, addr, len)
-  local ok, msg, errno = self.wake(u, addr, len)
+  local ok, msg, errno = protected(self.wake, u, addr, len)
   if ok then
     self.stats.woken = self.stats.woken + 1
     return EXISTS
@@ -470,7 +542,10 @@ end
 -- would without userfaultfd.
 local function give_up(self, u, addr, len, what, msg, errno)
   report(self, what, msg, errno)
-  self.wake(u, addr, len)
+  local ok, wmsg, werr = protected(self.wake, u, addr, len)
+  if not ok and werr ~= ESRCH then
+    report(self, "wake", wmsg, werr)
+  end
   return FAILED
 end
 
@@ -521,12 +596,12 @@ local function prefetch(self, fill, u, addr, pages)
   end
 end
 
-local function window(self, u, ev)
-  local w = hook(self, "on_fault", u, ev)
-  if type(w) ~= "number" or w < 1 then
-    return 1
-  end
-  return math_min(floor(w), MAX_PREFETCH)
+-- The policy's prefetch window: plain values in, a validated count out.
+local function window(self, u, ev, page)
+  local idx = u:index()
+  local ns = self.list:num_static()
+  return self.policy:on_fault(idx, idx ~= nil and ns ~= nil and idx > ns,
+    ev.address, page, ev.write == true, ev.wp == true, ev.minor == true)
 end
 
 --- Serves a pagefault event: fill(u, addr, len) (default m.fill) must
@@ -539,10 +614,10 @@ function Monitor:serve(u, ev, fill)
   fill = fill or self.fill
   local ps = self.page_size
   local addr = ev.address - ev.address % ps
-  local pages = rawget(self.policy, "on_fault") and window(self, u, ev) or 1
   if ev.wp or ev.minor then
     return device.serve_kind(self, u, ev, addr)
   end
+  local pages = self.policy.hooks.on_fault and window(self, u, ev, addr) or 1
   local how, a, len, msg, errno = fill_range(self, fill, u, addr, ps)
   if how == DONE then
     count_served(self, fill)
@@ -617,7 +692,11 @@ local function read_and_dispatch(self, u)
   self.last_read[u] = self.round
   local max, buf = self.batch, self.evbuf
   restore_events(self, max)
-  local n, msg, errno = self.read_events(u, buf, max)
+  local n, msg, errno = protected(self.read_events, u, buf, max)
+  if type(n) ~= "number" then
+    n = nil
+    msg = msg or "read_events returned no count"
+  end
   if not n then
     n = device.read_failed(self, u, buf, msg, errno)
     if not n then
@@ -706,7 +785,7 @@ end
 
 local function wait_timeout(self, timeout)
   if timeout == nil then
-    timeout = rawget(self.policy, "idle_ms") or DEFAULT_WAIT_MS
+    timeout = self.policy.idle_ms or DEFAULT_WAIT_MS
   end
   if self.nparked > 0 and (timeout < 0 or timeout > PARKED_WAIT_MS) then
     timeout = PARKED_WAIT_MS
@@ -753,17 +832,33 @@ local function finish_round(self, active)
   local now = self.clock()
   if active then
     self.last_event = now
-    if wants_gc(hook(self, "after_batch", self.stats)) then
+    if self.policy:after_batch(self.stats) then
       self.want_gc = true
     end
   elseif self.timed_out then
-    if wants_gc(hook(self, "on_idle", now - self.last_event)) then
+    if self.policy:on_idle(now - self.last_event) then
       self.want_gc = true
     end
   end
   if self.want_gc then
     run_gc(self)
   end
+end
+
+-- The part of a round that uses the batch's indices: wait, dispatch,
+-- retry.  Returns the number of ready sources and whether any was active.
+local function round(self, timeout)
+  local n, msg, errno = self.list:wait(timeout, self.ready, self.ready_evs)
+  if not n then
+    report(self, "wait", msg, errno)
+    n = 0
+  end
+  self.timed_out = n == 0
+  local active = n > 0 and dispatch_ready(self, n)
+  if self.nparked > 0 then
+    retry_parked(self)
+  end
+  return n, active
 end
 
 --- One round.
@@ -778,19 +873,19 @@ function Monitor:step(timeout_ms)
   local timeout = wait_timeout(self, timeout_ms)
   self.round = self.round + 1
   self.stats.rounds = self.stats.rounds + 1
+  self.policy:begin_round()
   self.busy = true
-  local n, msg, errno = self.list:wait(timeout, self.ready, self.ready_evs)
-  if not n then
-    report(self, "wait", msg, errno)
-    n = 0
+  local ok, n, active = pcall(round, self, timeout)
+  -- Whatever happened, the round is over.
+  self.busy, self.drop = false, false
+  if not ok then
+    report(self, "round", errstr(n))
+    n, active = 0, false
   end
-  self.timed_out = n == 0
-  local active = n > 0 and dispatch_ready(self, n)
-  if self.nparked > 0 then
-    retry_parked(self)
+  local fok, e = pcall(finish_round, self, active)
+  if not fok then
+    report(self, "round", errstr(e))
   end
-  self.busy = false
-  finish_round(self, active)
   return n
 end
 
@@ -829,6 +924,34 @@ function Monitor:close()
   for target in pairs(self.watches) do
     self:unwatch(target)
   end
+end
+
+-- ------------------------------------------------- outer event loops
+-- cqueues' pollable triple, so a host's loop (cqueues, luv, its own epoll)
+-- drives the monitor instead of m:run(): wait until pollfd() is readable
+-- or timeout() seconds passed, then call m:step(0).
+
+--- The fd an outer loop polls for reading: the list's wait context's epoll
+-- fd (readable while any uffd, watched fd or the policy timer is).
+function Monitor:pollfd()
+  return self.ctx:pollfd()
+end
+
+--- "r": pollfd() is polled for reading.
+function Monitor:events()
+  return "r"
+end
+
+--- Seconds an outer loop may wait before the next m:step(0): the wait
+-- m:step() itself would do (the policy's idle_ms, else 100 ms; 1 ms while
+-- faults are parked), so on_idle and the parked-fault retries still run;
+-- nil when step would wait until ready (a table policy's idle_ms < 0).
+function Monitor:timeout()
+  local ms = wait_timeout(self, nil)
+  if ms < 0 then
+    return nil
+  end
+  return ms / 1000
 end
 
 M.Monitor = Monitor

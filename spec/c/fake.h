@@ -28,8 +28,8 @@ void fake_mark_dead(struct fake_checker *c, int fd);
 
 /* The ready tokens of one 1 ms wait, sorted; returns the count. */
 int ready_tokens(struct ufl_waitctx *w, uint64_t *tokens, int max);
-/* 1 if every entry i is in epoll with token(i): checked by making each
- * readable in turn and waiting. */
+/* 1 if every entry i is in epoll with token(i), or (quarantined) in none:
+ * checked by making each readable in turn and waiting. */
 int list_consistent(struct ufl_list *l);
 
 #endif

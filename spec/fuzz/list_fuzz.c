@@ -15,7 +15,7 @@
  *               bit 6: the first ufl_list_init is made to fail (epoll ADD);
  *               bits 4-5: token base selector (low junk bits are added, the
  *               list must mask them off).
- *   then pairs  (opcode, arg), at most MAX_OPS of them; opcode % 16:
+ *   then pairs  (opcode, arg), at most MAX_OPS of them; opcode % NOPS (20):
  *     0 REG        register a new fake; arg bit 0: ready first, bit 1: dead
  *                  first (the model predicts static/dynamic and -EOVERFLOW)
  *     1 DEAD k     mark entry arg % len dead (any entry, main and static too)
@@ -36,12 +36,29 @@
  *    13 REG_CLOSED register a collected (closed) uffd again (-EBADF)
  *    14 FULL       the full token check now (every entry made ready)
  *    15 REENTER    toggle: the checker's callbacks call back into the list
- *                  (register and gc must say -EDEADLK and change nothing)
+ *                  (register, gc, gc_step, gc_only, remove and quarantine
+ *                  must say -EDEADLK and change nothing)
+ *    16 REMOVE k   ufl_list_remove(arg % len): -EPERM for main/static (and
+ *                  all before STATIC), else the model's swap-remove, the
+ *                  uffd handed back open; arg bit 7: register it again (it
+ *                  must be as good as new), else the harness closes it
+ *    17 QUAR k     ufl_list_quarantine(arg % len): out of epoll, listed;
+ *                  idempotent (no epoll_ctl the second time)
+ *    18 STEP       ufl_list_gc_step(budget 1 + arg % 4); arg bit 7: with
+ *                  collected == NULL.  The model keeps its own cursor
+ *                  (a backward pass, clamped by every swap-remove)
+ *    19 ONLY       ufl_list_gc_only with 1 + arg % 4 hints (entries picked
+ *                  from arg, duplicates and main/static included), the
+ *                  collected pointers written over the hints (as the Lua
+ *                  binding does)
  *
  * Checks after every operation
- *   (a) entries equal the model's, same order (after a failure injected into
- *       gc: the invariants, then the model re-syncs: see check_gc_failed);
- *   (b) one epoll wait(0) returns exactly {token(i) : entry i ready} (not
+ *   (a) entries equal the model's, same order, same quarantine flags, same
+ *       incremental-gc cursor (after a failure injected into a full gc: the
+ *       invariants, then the model re-syncs: see check_gc_failed; a failed
+ *       step or gc_only is predicted exactly);
+ *   (b) one epoll wait(0) returns exactly {token(i) : entry i ready and not
+ *       quarantined} (not
  *       redone after an operation that runs no list code and touches no
  *       fd: DEAD, ARM_*, REENTER); every FULL_EVERY ops and after every
  *       gc, every entry is
@@ -83,11 +100,13 @@
 #define MAX_FAKES   32     /* fakes created per input */
 #define FULL_EVERY  8
 #define NEVENTS     64
+#define NOPS        20
 
 enum phase {
 	PH_IDLE,      /* no list call under way: no syscall, no checker call */
 	PH_REGISTER,  /* ufl_list_init / ufl_list_register */
-	PH_GC,        /* ufl_list_gc */
+	PH_GC,        /* ufl_list_gc, _gc_step, _gc_only */
+	PH_LISTOP,    /* ufl_list_remove / _quarantine: epoll_ctl, no close */
 	PH_CLOSE,     /* ufl_list_close at the end */
 	PH_CTX_CLOSE  /* ufl_waitctx_close at the end */
 };
@@ -96,6 +115,7 @@ struct fake {
 	struct ufl_uffd u;
 	int fd;            /* the fd number it was created with */
 	bool dead, ready;  /* model state */
+	bool quarantined;  /* model: out of epoll while listed */
 	bool in_list;      /* the model holds it */
 	bool open;         /* its fd is still open */
 	bool collected;    /* removed by a gc */
@@ -115,6 +135,7 @@ struct h {
 	int ent[MAX_FAKES];         /* the model: fake index of entry i */
 	int len;
 	size_t num_static;          /* 0 while unset, as the C list */
+	int cur;                    /* model gc_step cursor (0: no pass) */
 	size_t max_entries;
 
 	int fds[MAX_FAKES + 2];     /* every fd number created by this input */
@@ -277,7 +298,7 @@ static int w_epoll_ctl(void *ud, int epfd, int op, int fd,
 	struct h *h = ud;
 
 	CHECKF(h, h->phase == PH_REGISTER || h->phase == PH_GC ||
-	       h->phase == PH_CLOSE,
+	       h->phase == PH_CLOSE || h->phase == PH_LISTOP,
 	       "epoll_ctl(op %d, fd %d) outside register/gc/close", op, fd);
 	CHECKF(h, epfd == h->epfd, "epoll_ctl on epfd %d, not the context's %d",
 	       epfd, h->epfd);
@@ -355,6 +376,8 @@ static void try_reenter(struct h *h)
 	size_t n = 77, len = h->l.len;
 	int r;
 
+	if (len == 0)
+		return;
 	ufl_uffd_init(&dummy);
 	r = ufl_list_register(&h->l, &dummy);
 	CHECKF(h, r == -EDEADLK, "register from inside the checker: %d, "
@@ -362,6 +385,24 @@ static void try_reenter(struct h *h)
 	r = ufl_list_gc(&h->l, NULL, &n);
 	CHECKF(h, r == -EDEADLK && n == 0, "gc from inside the checker: %d "
 	       "(ncollected %zu), not -EDEADLK", r, n);
+	n = 77;
+	r = ufl_list_gc_step(&h->l, 1, NULL, &n);
+	CHECKF(h, r == -EDEADLK && n == 0, "gc_step from inside the checker: "
+	       "%d, not -EDEADLK", r);
+	{
+		struct ufl_uffd *hint = h->l.entries[len - 1], *out = NULL;
+
+		n = 77;
+		r = ufl_list_gc_only(&h->l, &hint, 1, NULL, &n);
+		CHECKF(h, r == -EDEADLK && n == 0, "gc_only from inside the "
+		       "checker: %d, not -EDEADLK", r);
+		r = ufl_list_remove(&h->l, len - 1, &out);
+		CHECKF(h, r == -EDEADLK && out == NULL, "remove from inside "
+		       "the checker: %d, not -EDEADLK", r);
+		r = ufl_list_quarantine(&h->l, len - 1);
+		CHECKF(h, r == -EDEADLK, "quarantine from inside the checker: "
+		       "%d, not -EDEADLK", r);
+	}
 	CHECKF(h, h->faults.ctl_calls == ctl && h->reg_calls == reg &&
 	       h->dead_calls == dc && h->reset_calls == rc && h->l.len == len,
 	       "a refused re-entrant call did something");
@@ -375,9 +416,14 @@ static int ck_register(void *self, struct ufl_uffd *u)
 	CHECKF(h, h->phase == PH_REGISTER, "checker register outside register");
 	CHECKF(h, k >= 0 && k == h->registering,
 	       "checker register of a uffd not being registered");
-	CHECKF(h, u->list == NULL && u->fd == h->f[k].fd,
-	       "checker register: uffd fd %d already in a list or changed",
+	/* Taken before the checker runs: nothing it does can put u into
+	 * another list or close it. */
+	CHECKF(h, u->list == &h->l && u->index == UFL_NO_INDEX &&
+	       u->fd == h->f[k].fd,
+	       "checker register: uffd fd %d not marked taken, or changed",
 	       u->fd);
+	CHECKF(h, ufl_uffd_close(u) == -EBUSY && u->fd == h->f[k].fd,
+	       "checker register: the uffd being registered could be closed");
 	if (h->reenter)
 		try_reenter(h);
 	if (++h->reg_calls == h->fail_reg_at)
@@ -460,7 +506,13 @@ NOCOV static void check_entries(struct h *h)
 		CHECKF(h, u->list == &h->l, "entry %d: list pointer wrong", i);
 		CHECKF(h, u->fd == f->fd && f->open,
 		       "entry %d: fd %d, created as %d", i, u->fd, f->fd);
+		CHECKF(h, u->quarantined == f->quarantined &&
+		       ufl_list_is_quarantined(&h->l, (size_t)i) ==
+		       f->quarantined, "entry %d: quarantined %d, model %d",
+		       i, (int)u->quarantined, (int)f->quarantined);
 	}
+	CHECKF(h, h->l.gc_cursor == (size_t)h->cur,
+	       "gc cursor %zu, model %d", h->l.gc_cursor, h->cur);
 	CHECKF(h, ufl_list_get(&h->l, (size_t)h->len) == NULL,
 	       "ufl_list_get past the end is not NULL");
 }
@@ -514,7 +566,7 @@ NOCOV static void check_ready(struct h *h)
 	int i;
 
 	for (i = 0; i < h->len; i++)
-		want[i] = h->f[h->ent[i]].ready;
+		want[i] = h->f[h->ent[i]].ready && !h->f[h->ent[i]].quarantined;
 	check_tokens(h, want, "readiness");
 }
 
@@ -527,7 +579,7 @@ NOCOV static void check_full(struct h *h)
 	for (i = 0; i < h->len; i++) {
 		if (!h->f[h->ent[i]].ready)
 			fake_write(h, &h->f[h->ent[i]]);
-		want[i] = true;
+		want[i] = !h->f[h->ent[i]].quarantined;
 	}
 	check_tokens(h, want, "full token set");
 	for (i = 0; i < h->len; i++)
@@ -651,27 +703,16 @@ NOCOV static void check_gc_failed(struct h *h, struct ufl_uffd **collected,
 /* operations                                                        */
 /* ---------------------------------------------------------------- */
 
-static void op_register(struct h *h, uint8_t arg)
+/* Registers fake k (new, or one ufl_list_remove handed back). */
+static void register_fake(struct h *h, int k)
 {
 	unsigned long ctl0 = h->faults.ctl_calls, reg0 = h->reg_calls;
 	bool dynamic = h->num_static && (size_t)h->len >= h->num_static;
 	bool overflow = (size_t)h->len >= h->max_entries;
 	bool ckreg_inj, ctl_inj;
-	struct fake *f;
-	int k, r;
+	struct fake *f = &h->f[k];
+	int r;
 
-	if (h->nf >= MAX_FAKES || h->len >= MAX_ENTRIES) {
-		trace(h, "REG (skipped: cap)");
-		return;
-	}
-	k = new_fake(h);
-	f = &h->f[k];
-	if (arg & 1) {
-		fake_write(h, f);
-		f->ready = true;
-	}
-	if (arg & 2)
-		f->dead = true;
 	trace(h, "REG fd %d%s%s -> %s", f->fd, f->ready ? " ready" : "",
 	      f->dead ? " dead" : "",
 	      overflow ? "overflow" : dynamic ? "dynamic" : "static");
@@ -715,7 +756,294 @@ static void op_register(struct h *h, uint8_t arg)
 		return;
 	}
 	f->in_list = true;
+	f->quarantined = false;
 	h->ent[h->len++] = k;
+}
+
+static void op_register(struct h *h, uint8_t arg)
+{
+	struct fake *f;
+	int k;
+
+	if (h->nf >= MAX_FAKES || h->len >= MAX_ENTRIES) {
+		trace(h, "REG (skipped: cap)");
+		return;
+	}
+	k = new_fake(h);
+	f = &h->f[k];
+	if (arg & 1) {
+		fake_write(h, f);
+		f->ready = true;
+	}
+	if (arg & 2)
+		f->dead = true;
+	register_fake(h, k);
+}
+
+/* The list's swap-remove on the model (the cursor clamped as the list's). */
+static void model_swap_out(struct h *h, int *ent, int *len, int *cur, int i)
+{
+	ent[i] = ent[*len - 1];
+	(*len)--;
+	if (*cur > *len)
+		*cur = *len;
+}
+
+static void op_remove(struct h *h, uint8_t arg)
+{
+	int i = (arg & 0x7f) % h->len, last = h->len - 1, k = h->ent[i];
+	struct fake *f = &h->f[k], *moved = &h->f[h->ent[last]];
+	unsigned long ctl0 = h->faults.ctl_calls;
+	bool refused = !h->num_static || (size_t)i < h->num_static;
+	unsigned long want_ctl = (i != last && !moved->quarantined) +
+				 !f->quarantined;
+	struct ufl_uffd *out = NULL;
+	int r;
+
+	trace(h, "REMOVE %d (fd %d%s)%s", i, f->fd,
+	      f->quarantined ? " quarantined" : "",
+	      refused ? " -> refused" : (arg & 0x80) ? " then re-register" : "");
+	h->phase = PH_LISTOP;
+	r = ufl_list_remove(&h->l, (size_t)i, &out);
+	h->phase = PH_IDLE;
+	trace(h, "   = %d%s", r, ctl_failed_since(h, ctl0) ?
+	      ", epoll_ctl failed" : "");
+	if (refused) {
+		CHECKF(h, r == -EPERM && out == NULL, "remove of main/static "
+		       "entry %d: %d, not -EPERM", i, r);
+		CHECKF(h, h->faults.ctl_calls == ctl0,
+		       "a refused remove called epoll_ctl");
+		return;
+	}
+	if (ctl_failed_since(h, ctl0)) {
+		CHECKF(h, r == -ENOMEM && out == NULL, "remove through an "
+		       "injected epoll_ctl failure: %d", r);
+		return; /* check_entries: exactly as it was */
+	}
+	CHECKF(h, r == 0 && out == &f->u, "remove of entry %d: %d", i, r);
+	CHECKF(h, h->faults.ctl_calls - ctl0 == want_ctl,
+	       "remove made %lu epoll_ctl calls, want %lu",
+	       h->faults.ctl_calls - ctl0, want_ctl);
+	CHECKF(h, out->list == NULL && out->index == UFL_NO_INDEX &&
+	       !out->quarantined && out->fd == f->fd && f->open &&
+	       fcntl(f->fd, F_GETFD) >= 0,
+	       "removed uffd not handed back open and unlisted");
+	model_swap_out(h, h->ent, &h->len, &h->cur, i);
+	f->in_list = false;
+	f->quarantined = false;
+	if ((arg & 0x80) && h->len < MAX_ENTRIES)
+		register_fake(h, k);
+	else
+		harness_close(h, f);
+}
+
+static void op_quarantine(struct h *h, uint8_t arg)
+{
+	int i = arg % h->len;
+	struct fake *f = &h->f[h->ent[i]];
+	unsigned long ctl0 = h->faults.ctl_calls;
+	bool already = f->quarantined;
+	int r;
+
+	trace(h, "QUAR %d (fd %d%s)", i, f->fd, already ? ", again" : "");
+	h->phase = PH_LISTOP;
+	r = ufl_list_quarantine(&h->l, (size_t)i);
+	h->phase = PH_IDLE;
+	trace(h, "   = %d", r);
+	if (already) {
+		CHECKF(h, r == 0 && h->faults.ctl_calls == ctl0,
+		       "quarantine again: %d, %lu epoll_ctl calls", r,
+		       h->faults.ctl_calls - ctl0);
+		return;
+	}
+	CHECKF(h, h->faults.ctl_calls - ctl0 == 1,
+	       "quarantine made %lu epoll_ctl calls", h->faults.ctl_calls - ctl0);
+	if (ctl_failed_since(h, ctl0)) {
+		CHECKF(h, r == -ENOMEM, "quarantine through an injected "
+		       "failure: %d", r);
+		return;
+	}
+	CHECKF(h, r == 0, "quarantine: %d", r);
+	f->quarantined = true;
+}
+
+/*
+ * The incremental pass on the model, written from the header's contract:
+ * a pass walks the dynamic entries from the top down; entry i is done
+ * (the cursor passes it) once probed, and a dead one is swap-removed.
+ * Stops early at probe number stop_probe (its is_dead fails: the cursor
+ * stays above it) or before removal number stop_removal (its epoll_ctl
+ * fails: same).  Returns the removals; *status 1 more, 0 complete, -1
+ * stopped; *probed the probes made.
+ */
+static int model_step(struct h *h, int *ent, int *len, int *cur, int budget,
+		      int stop_probe, int stop_removal, int *removed,
+		      int *probed, int *status)
+{
+	int n = 0;
+
+	*probed = 0;
+	if (*cur == 0)
+		*cur = *len;
+	while (*probed < budget && *cur > (int)h->num_static) {
+		int i = *cur - 1;
+
+		(*probed)++;
+		if (*probed == stop_probe) {
+			*status = -1;
+			return n;
+		}
+		*cur = i;
+		if (!h->f[ent[i]].dead)
+			continue;
+		if (n + 1 == stop_removal) {
+			*cur = i + 1;
+			*status = -1;
+			return n;
+		}
+		removed[n++] = ent[i];
+		model_swap_out(h, ent, len, cur, i);
+	}
+	if (*cur > (int)h->num_static) {
+		*status = 1;
+	} else {
+		*cur = 0;
+		*status = 0;
+	}
+	return n;
+}
+
+/* gc_only on the model: each hinted fake still a dynamic entry is probed
+ * where it is now; stops as model_step does. */
+static int model_only(struct h *h, int *ent, int *len, int *cur,
+		      const int *hint, int nh, int stop_probe,
+		      int stop_removal, int *removed, int *probed,
+		      int *status)
+{
+	int n = 0, k, i;
+
+	*probed = 0;
+	*status = 0;
+	for (k = 0; k < nh; k++) {
+		for (i = 0; i < *len && ent[i] != hint[k]; i++)
+			;
+		if (i == *len || i < (int)h->num_static)
+			continue;
+		(*probed)++;
+		if (*probed == stop_probe) {
+			*status = -1;
+			return n;
+		}
+		if (!h->f[ent[i]].dead)
+			continue;
+		if (n + 1 == stop_removal) {
+			*status = -1;
+			return n;
+		}
+		removed[n++] = ent[i];
+		model_swap_out(h, ent, len, cur, i);
+	}
+	return n;
+}
+
+/* STEP and ONLY: run the list call, predict it on the model (exactly,
+ * failures included), compare. */
+static void op_partial_gc(struct h *h, uint8_t arg, bool only)
+{
+	unsigned long ctl0 = h->faults.ctl_calls, dc0 = h->dead_calls,
+		      rc0 = h->reset_calls, cl0 = h->faults.close_calls;
+	struct ufl_uffd *buf[MAX_FAKES + 1], **collected = buf;
+	int ent[MAX_FAKES], removed[MAX_FAKES], hint[4];
+	int len = h->len, cur = h->cur, n = 0, i, k, nh = 0, budget = 0;
+	int probed = 0, status = 0, stop_probe = 0, stop_removal = 0;
+	int log0 = h->log_calls;
+	bool ctl_inj, dead_inj, reset_inj;
+	size_t nc = 12345;
+	int r;
+
+	for (k = 0; k < h->nf; k++)
+		h->f[k].said_dead = false;
+	if (only) {
+		nh = 1 + arg % 4;
+		for (k = 0; k < nh; k++) {
+			/* from arg / 4 % len on, stride 1 + arg / 64:
+			 * duplicates once the stride wraps */
+			hint[k] = h->ent[(arg / 4 % 16 + k * (1 + arg / 64)) %
+					 h->len];
+			buf[k] = &h->f[hint[k]].u;
+		}
+		trace(h, "ONLY %d hints: fd %d %d %d %d", nh, h->f[hint[0]].fd,
+		      nh > 1 ? h->f[hint[1]].fd : -1,
+		      nh > 2 ? h->f[hint[2]].fd : -1,
+		      nh > 3 ? h->f[hint[3]].fd : -1);
+	} else {
+		budget = 1 + arg % 4;
+		if (arg & 0x80)
+			collected = NULL;
+		trace(h, "STEP budget %d%s (cursor %d)", budget,
+		      collected ? "" : " NULL", h->cur);
+	}
+	h->phase = PH_GC;
+	if (only)
+		r = ufl_list_gc_only(&h->l, buf, (size_t)nh, buf, &nc);
+	else
+		r = ufl_list_gc_step(&h->l, (size_t)budget, collected, &nc);
+	h->phase = PH_IDLE;
+	ctl_inj = ctl_failed_since(h, ctl0);
+	dead_inj = h->fail_dead_at > dc0 && h->fail_dead_at <= h->dead_calls;
+	reset_inj = h->fail_reset_at > rc0 && h->fail_reset_at <= h->reset_calls;
+	trace(h, "   = %d, collected %zu%s%s%s", r, nc,
+	      ctl_inj ? ", epoll_ctl failed" : "",
+	      dead_inj ? ", is_dead failed" : "",
+	      close_failed_since(h, cl0) ? ", close failed" : "");
+	if (!h->num_static) {
+		CHECKF(h, r == 0 && nc == 0, "gc_step/only before set_num_"
+		       "static: %d, ncollected %zu", r, nc);
+		CHECKF(h, h->faults.ctl_calls == ctl0 && h->dead_calls == dc0 &&
+		       h->reset_calls == rc0, "gc_step/only before "
+		       "set_num_static did something");
+		return;
+	}
+	if (dead_inj)
+		stop_probe = (int)(h->fail_dead_at - dc0);
+	else if (ctl_inj)
+		stop_removal = (int)nc + 1;
+	memcpy(ent, h->ent, sizeof(ent));
+	if (only)
+		n = model_only(h, ent, &len, &cur, hint, nh, stop_probe,
+			       stop_removal, removed, &probed, &status);
+	else
+		n = model_step(h, ent, &len, &cur, budget, stop_probe,
+			       stop_removal, removed, &probed, &status);
+	CHECKF(h, (status < 0) == (r < 0), "%s returned %d, model status %d",
+	       only ? "gc_only" : "gc_step", r, status);
+	CHECKF(h, r < 0 || r == status, "gc_step returned %d, model %d", r,
+	       status);
+	CHECKF(h, r >= 0 || r == -EIO || r == -ENOMEM, "failure %d", r);
+	CHECKF(h, nc == (size_t)n, "collected %zu, model %d", nc, n);
+	CHECKF(h, h->dead_calls - dc0 == (unsigned long)probed,
+	       "%lu probes, model %d", h->dead_calls - dc0, probed);
+	for (i = 0; i < n; i++) {
+		CHECKF(h, !collected || collected[i] == &h->f[removed[i]].u,
+		       "collected[%d] is not the model's (fd %d)", i,
+		       h->f[removed[i]].fd);
+		h->f[removed[i]].in_list = false;
+		h->f[removed[i]].collected = true;
+	}
+	memcpy(h->ent, ent, sizeof(ent));
+	h->len = len;
+	h->cur = cur;
+	if (r >= 0) {
+		CHECKF(h, h->reset_calls - rc0 == (probed ? 1u : 0u),
+		       "reset %lu times after %d probes", h->reset_calls - rc0,
+		       probed);
+		CHECKF(h, h->log_calls - log0 == (reset_inj && h->l.log ? 1 : 0),
+		       "reset failure logged %d times", h->log_calls - log0);
+	} else {
+		CHECKF(h, h->reset_calls == rc0, "failed step reset the "
+		       "checker");
+	}
+	check_closes(h);
 }
 
 static void op_gc(struct h *h, uint8_t arg)
@@ -738,6 +1066,8 @@ static void op_gc(struct h *h, uint8_t arg)
 	h->phase = PH_GC;
 	r = ufl_list_gc(&h->l, collected, &nc);
 	h->phase = PH_IDLE;
+	if (h->num_static)
+		h->cur = 0;  /* a full gc ends any incremental pass */
 
 	trace(h, "   = %d, collected %zu%s%s%s", r, nc,
 	      ctl_failed_since(h, ctl0) ? ", epoll_ctl failed" : "",
@@ -794,7 +1124,7 @@ static void op_wait(struct h *h, uint8_t arg)
 	int max = 1 + arg % 4, nready = 0, i, n;
 
 	for (i = 0; i < h->len; i++)
-		nready += h->f[h->ent[i]].ready;
+		nready += h->f[h->ent[i]].ready && !h->f[h->ent[i]].quarantined;
 	n = ufl_waitctx_wait(&h->w, ev, max, 0);
 	CHECKF(h, n == (nready < max ? nready : max),
 	       "wait(max %d) returned %d, %d ready", max, n, nready);
@@ -809,7 +1139,8 @@ static void op_wait(struct h *h, uint8_t arg)
 		CHECKF(h, u != NULL, "wait: token index %u past the end",
 		       ufl_token_index(t));
 		k = fake_of(h, u);
-		CHECKF(h, k >= 0 && h->f[k].ready && !seen[k],
+		CHECKF(h, k >= 0 && h->f[k].ready && !h->f[k].quarantined &&
+		       !seen[k],
 		       "wait: token %u maps to fd %d, not ready (or twice)",
 		       ufl_token_index(t), u->fd);
 		seen[k] = true;
@@ -984,7 +1315,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	setup(h, data[0]);
 	for (pos = 1; pos < size && nops < MAX_OPS; pos += 2, nops++) {
-		uint8_t opc = data[pos] % 16;
+		uint8_t opc = data[pos] % NOPS;
 		uint8_t arg = pos + 1 < size ? data[pos + 1] : 0;
 		bool full = false, quiet = opc == 1 || (opc >= 7 && opc <= 11) ||
 					   opc == 15;
@@ -1070,6 +1401,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 15:
 			h->reenter = !h->reenter;
 			trace(h, "REENTER %s", h->reenter ? "on" : "off");
+			break;
+		case 16:
+			op_remove(h, arg);
+			break;
+		case 17:
+			op_quarantine(h, arg);
+			break;
+		case 18:
+			op_partial_gc(h, arg, false);
+			full = true;
+			break;
+		case 19:
+			op_partial_gc(h, arg, true);
+			full = true;
 			break;
 		}
 		/* (b) costs a syscall: skipped after the operations that run

@@ -5,7 +5,7 @@
 -- @usage local p = require("uffdlist.policy").load("crosvm")
 return function(_opts)
   return {
-    on_register = function(_u, is_dynamic)
+    on_register = function(_entry, is_dynamic)
       if is_dynamic then
         return "gc"
       end

@@ -6,7 +6,7 @@ return function(opts)
   local n = opts and opts.n or 8
   local dynamic = 0
   return {
-    on_register = function(_u, is_dynamic)
+    on_register = function(_entry, is_dynamic)
       if is_dynamic then
         dynamic = dynamic + 1
       end
