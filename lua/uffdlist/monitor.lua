@@ -614,10 +614,10 @@ function Monitor:serve(u, ev, fill)
   fill = fill or self.fill
   local ps = self.page_size
   local addr = ev.address - ev.address % ps
-  if ev.wp or ev.minor then
+  local pages = self.policy.hooks.on_fault and window(self, u, ev, addr) or 1
+  if ev.wp or ev.minor then   -- never a missing page: see device.lua
     return device.serve_kind(self, u, ev, addr)
   end
-  local pages = self.policy.hooks.on_fault and window(self, u, ev, addr) or 1
   local how, a, len, msg, errno = fill_range(self, fill, u, addr, ps)
   if how == DONE then
     count_served(self, fill)
