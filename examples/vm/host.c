@@ -66,6 +66,8 @@ static void usage(FILE *f)
 	      "              options (threshold:n=2, periodic:ms=200), or a\n"
 	      "              policy file\n"
 	      "  --static    static devices (2)\n"
+	      "  --hostile-device  the first hot-plugged device clears O_NONBLOCK\n"
+	      "              on its uffd before each burst (quarantined)\n"
 	      "  --hotplug   devices hot-plugged over the run (20)\n"
 	      "  --mem       guest memory in MiB (256)\n"
 	      "  --duration  seconds of hot-plugging (10)\n"
@@ -97,6 +99,7 @@ static int parse_opt(int c, const char *arg, struct vm_config *cfg)
 	case 'p': cfg->policy = arg; return 0;
 	case 'j': cfg->json = true; return 0;
 	case 'q': cfg->quiet = true; return 0;
+	case 'H': cfg->hostile_device = true; return 0;
 	case 's': if (parse_u64(arg, 0, 64, &v)) return -1;
 		cfg->nstatic = (unsigned)v; return 0;
 	case 'h': if (parse_u64(arg, 0, 10000, &v)) return -1;
@@ -122,6 +125,7 @@ static int parse_flags(int argc, char **argv, struct vm_config *cfg)
 		{ "duration", required_argument, NULL, 'd' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "hostile-device", no_argument, NULL, 'H' },
 		{ "seed", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, '?' },
 		{ NULL, 0, NULL, 0 }

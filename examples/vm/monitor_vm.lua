@@ -330,6 +330,14 @@ local function new_monitor(s, list)
   local m = monitor.new {
     list = list, policy = s.policy, clock = now_ms,
     on_error = function(_, what, msg, errno)
+      -- --hostile-device: its quarantine is the expected outcome
+      if what == "quarantine" and s.cfg.hostile_device then
+        s.r.quarantined = (s.r.quarantined or 0) + 1
+        s.r.quarantine_messages = s.r.quarantine_messages or {}
+        local q = s.r.quarantine_messages
+        q[#q + 1] = tostring(msg)
+        return
+      end
       record_error(s, what, msg, errno)
     end,
   }
@@ -554,6 +562,10 @@ local function check(s)
   need(r.left_behind == 0 and not r.children_left, "processes left behind")
   need(r.reports == r.exits - r.killed + 1, "reports missing")
   need(r.errors == 0, "errors")
+  r.hostile_device = s.cfg.hostile_device
+  r.quarantined = r.quarantined or 0
+  need(not s.cfg.hostile_device or r.quarantined == 1,
+    "the hostile device quarantined once")
   r.failures = f
   r.ok = #f == 0
   return r.ok and 0 or (r.hung and 3 or 1)
