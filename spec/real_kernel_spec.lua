@@ -125,7 +125,8 @@ describe("real kernel", function()
     local features = ufl.DEFAULT_FEATURES + ufl.FEATURE_EVENT_FORK
     local probe = ufl.create(features)
     if not probe then
-      return pending("UFFD_FEATURE_EVENT_FORK needs CAP_SYS_PTRACE")
+      pending("UFFD_FEATURE_EVENT_FORK needs CAP_SYS_PTRACE")
+      return
     end
     probe:close()
     local map = assert(ufl.mmap_anon(PAGE, true))
