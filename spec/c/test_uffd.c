@@ -743,6 +743,9 @@ static int raw_uffd(int flags, bool api, uint64_t features)
 	int fd = (int)syscall(SYS_userfaultfd, flags);
 	struct uffdio_api a = { .api = UFFD_API, .features = features };
 
+	if (fd < 0 && errno == EPERM) /* unprivileged: user-mode faults only */
+		fd = (int)syscall(SYS_userfaultfd, flags | UFFD_USER_MODE_ONLY);
+
 	if (fd >= 0 && api && ioctl(fd, UFFDIO_API, &a) != 0) {
 		close(fd);
 		return -1;
