@@ -48,7 +48,7 @@ build = {
             "src/checker.c", "src/uffd_list.c",
             "src/lua_core.c", "src/lua_uffd.c", "src/lua_waitctx.c",
             "src/lua_checker.c", "src/lua_list.c", "src/lua_mapping.c",
-            "src/lua_fds.c", "src/lua_memcap.c",
+            "src/lua_fds.c", "src/lua_memcap.c", "src/lua_pidfd.c",
          },
          defines = { "_GNU_SOURCE" },
          -- /usr/include/lua5.1: Debian's lua-compat53-dev (compat-5.3.h,
@@ -65,6 +65,7 @@ build = {
       ["uffdlist.policy.threshold"] = "lua/uffdlist/policy/threshold.lua",
       ["uffdlist.policy.periodic"] = "lua/uffdlist/policy/periodic.lua",
       ["uffdlist.policy.idle"] = "lua/uffdlist/policy/idle.lua",
+      ["uffdlist.policy.exact"] = "lua/uffdlist/policy/exact.lua",
       ["uffdlist.testing"] = "lua/uffdlist/testing.lua",
    },
    install = {

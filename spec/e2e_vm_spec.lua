@@ -180,6 +180,20 @@ describe("uffdlist-vm end to end #luajit", function()
       end)
   end)
 
+  describe("policy exact (exit hints: the pids the VM forked)", function()
+    local ctx = vm_run("exact")
+
+    it("collects every dead hot-plugged uffd by its exit hint, one probe each, no full gc", function()
+      assert.are.equal(HOTPLUG, ctx.r.collected)
+      assert.are.equal(0, ctx.r.dynamic_held)
+      assert.are.equal(HOTPLUG, ctx.r.exit_collected)
+      assert.are.equal(0, ctx.r.gcs)
+      assert.are.equal(HOTPLUG, ctx.r.probes)
+      assert.are.equal(1, ctx.r.probes_per_collected)
+      assert.are.equal(0, ctx.r.hint_fds)    -- every pidfd closed by then
+    end)
+  end)
+
   describe("policy idle (ms = 50)", function()
     local ctx = vm_run("idle:ms=50")
 

@@ -211,6 +211,7 @@ LUFL_HIDDEN void lufl_open_list(lua_State *L);
 LUFL_HIDDEN void lufl_open_mapping(lua_State *L);
 LUFL_HIDDEN void lufl_open_fds(lua_State *L);
 LUFL_HIDDEN void lufl_open_memcap(lua_State *L);
+LUFL_HIDDEN void lufl_open_pidfd(lua_State *L);
 
 /* lua_uffd.c */
 /* A new closed uffd userdata (metatable set, fd -1) on the stack. */

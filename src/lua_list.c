@@ -784,6 +784,14 @@ static int m_num_static(lua_State *L)
 	return 1;
 }
 
+/* probes() -> checker probes made by every form of gc so far (what a
+ * collection cost: probes per collected uffd) */
+static int m_probes(lua_State *L)
+{
+	lufl_pushu64(L, checkopen(L, 1)->l.probes);
+	return 1;
+}
+
 /* waitctx() -> the list's wait context */
 static int m_waitctx(lua_State *L)
 {
@@ -945,6 +953,7 @@ static const luaL_Reg methods[] = {
 	{ "len", m_len },
 	{ "entries", m_entries },
 	{ "num_static", m_num_static },
+	{ "probes", m_probes },
 	{ "waitctx", m_waitctx },
 	{ "wait", m_wait },
 	{ "pollfd", m_pollfd },

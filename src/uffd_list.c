@@ -197,6 +197,14 @@ static void reset_checker(struct ufl_list *l)
 		l->log(l->log_ud, "reset dead uffd checker", r);
 }
 
+/* Every liveness probe of gc goes through here: l->probes counts them, so
+ * a host can see what a collection cost (probes per collected uffd). */
+static int probe(struct ufl_list *l, struct ufl_uffd *u)
+{
+	l->probes++;
+	return l->checker.ops->is_dead(l->checker.self, u);
+}
+
 static int do_gc(struct ufl_list *l, struct ufl_uffd **collected,
 		 size_t *ncollected)
 {
@@ -205,7 +213,7 @@ static int do_gc(struct ufl_list *l, struct ufl_uffd **collected,
 
 	for (i = l->num_static; i < l->len;) {
 		struct ufl_uffd *u = l->entries[i];
-		int dead = l->checker.ops->is_dead(l->checker.self, u);
+		int dead = probe(l, u);
 
 		if (dead < 0) {
 			r = dead;
@@ -259,7 +267,7 @@ static int do_gc_step(struct ufl_list *l, size_t budget,
 	while (probed < budget && l->gc_cursor > l->num_static) {
 		size_t i = l->gc_cursor - 1;
 		struct ufl_uffd *u = l->entries[i];
-		int dead = l->checker.ops->is_dead(l->checker.self, u);
+		int dead = probe(l, u);
 
 		probed++;
 		if (dead < 0) {
@@ -325,7 +333,7 @@ static int do_gc_only(struct ufl_list *l, struct ufl_uffd *const *hint,
 		if (!u || u->list != l || u->index >= l->len ||
 		    l->entries[u->index] != u || u->index < l->num_static)
 			continue;
-		dead = l->checker.ops->is_dead(l->checker.self, u);
+		dead = probe(l, u);
 		probed++;
 		if (dead < 0) {
 			r = dead;

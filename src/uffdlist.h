@@ -329,6 +329,9 @@ struct ufl_list {
 	/* Incremental gc (ufl_list_gc_step): entries [num_static, gc_cursor)
 	 * are still to be probed in the pass under way; 0: no pass. */
 	size_t gc_cursor;
+	/* Checker probes made by every form of gc since the list was made
+	 * (a counter only: it never wraps in practice at 2^64). */
+	uint64_t probes;
 };
 
 /* Token helpers. */

@@ -211,7 +211,11 @@ local function on_hello(s, m, msg)
   end
   s.procs[msg.pid] = { kind = msg.kind, u = u }
   s.pending_go[#s.pending_go + 1] = { u = u, fd = msg.reply, pid = msg.pid }
-  m:register(u)
+  -- The exit hint: the VM's main process forked the device and names its
+  -- pid (the monitor watches a pidfd of it when the policy has on_exit).
+  -- A wrong pid costs a few probes, never a collection: only the
+  -- checker's probe collects (doc/monitor-api.md, "Exit hints").
+  m:register(u, { pid = msg.pid })
 end
 
 local function on_exit(s, msg)
@@ -483,9 +487,12 @@ end
 local function collect_fd_counts(s, m, list)
   local r = s.r
   r.fds_during = vm.count_fds()
-  -- + the epoll fd, the policy's timerfd, the monitor's spare fd
+  local _, hint_fds = m:hint_count()   -- each watched pidfd is an fd
+  r.hint_fds = hint_fds
+  -- + the epoll fd, the policy's timerfd, the hints' pidfds, the
+  -- monitor's spare fd (lua/uffdlist/device.lua)
   r.fds_during_expected = s.fd_base + list:len() + 1 + (m.timer and 1 or 0)
-    + (m.dev.spare and 1 or 0)
+    + hint_fds + (m.dev.spare and 1 or 0)
   local ctx = list:waitctx()
   m:close()
   list:close()
@@ -521,6 +528,12 @@ local function finish_report(s, m)
   r.p50_us = percentile(s.latencies, 0.50) * 1000
   r.p99_us = percentile(s.latencies, 0.99) * 1000
   r.registered, r.collected, r.gcs = st.registered + 1, st.collected, st.gcs
+  -- what collection cost: every checker probe of every form of gc
+  r.probes = s.list:probes()
+  r.probes_per_collected = st.collected > 0 and r.probes / st.collected
+    or nil
+  r.exit_hints, r.exit_probes = st.exit_hints, st.exit_probes
+  r.exit_collected, r.exit_gave_up = st.exit_collected, st.exit_gave_up
   r.dynamic_registered = st.dynamic + st.collected
   r.dynamic_held = st.dynamic
   r.held = s.list:len()
@@ -585,6 +598,10 @@ local function print_summary(s)
   out:write(fmt("uffds: %d registered, %d collected, %d still held at the end"
     .. " (%d dynamic); %d gcs\n", r.registered, r.collected, r.held,
     r.dynamic_held, r.gcs))
+  out:write(fmt("probes: %d, %s per collected uffd; exit hints: %d fired,"
+    .. " %d collected by them, %d given up\n", r.probes,
+    r.probes_per_collected and fmt("%.2f", r.probes_per_collected) or "-",
+    r.exit_hints, r.exit_collected, r.exit_gave_up))
   out:write(fmt("fds open at the end: %d, expected %d (while running: %d,"
     .. " expected %d)\n", r.fds_end, r.fds_expected, r.fds_during,
     r.fds_during_expected))

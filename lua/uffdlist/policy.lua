@@ -49,7 +49,7 @@ M.FALLBACK = "crosvm"
 
 --- The hooks a policy may have, in the order of doc/monitor-api.md.
 M.HOOKS = { "on_register", "on_static_complete", "on_fault", "on_idle",
-  "after_batch", "on_timer" }
+  "after_batch", "on_timer", "on_exit" }
 
 -- ------------------------------------------------------------ checking
 
@@ -525,6 +525,24 @@ function Boundary:on_timer(n)
   end
   local ok, r = call(self, "on_timer", n)
   return answered(self, "on_timer", ok, r, gc_answer, false)
+end
+
+--- An exit hint fired for a dynamic entry (its pidfd became readable, its
+-- socket hung up, or its pid was gone already).  The hook gets ({ index=,
+-- dynamic=, pid=, source = "pidfd"|"hangup"|"gone", entries=,
+-- dynamic_entries= }); a hint is not an answer: "gc" makes the monitor
+-- probe exactly that entry (list:gc{only}), and only the probe collects.
+-- @treturn boolean whether to probe the entry (default false: it is left
+--   to the policy's normal gc)
+function Boundary:on_exit(index, dynamic, pid, source, entries,
+                          dynamic_entries)
+  if not self.hooks.on_exit then
+    return false
+  end
+  local ok, r = call(self, "on_exit", { index = index, dynamic = dynamic,
+    pid = pid, source = source, entries = entries,
+    dynamic_entries = dynamic_entries })
+  return answered(self, "on_exit", ok, r, gc_answer, false)
 end
 
 -- ------------------------------------------------------------- compat

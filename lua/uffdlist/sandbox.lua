@@ -23,8 +23,8 @@
 --     coroutine.wrap is built on that resume; coroutine.yield works only
 --     inside coroutines the policy created, so a hook never yields
 --     through the guard into the host;
---   - table.sort: at most MAX_SORT elements; table.move (5.3+): at most
---     MAX_MOVE;
+--   - table.sort: at most MAX_SORT elements; table.move (5.3+) and
+--     table.insert/remove at a position: at most MAX_MOVE;
 --   - pcall/xpcall/coroutine.resume pass on the guard's stop (time or
 --     memory) instead of letting the policy swallow it; xpcall's handler
 --     runs after the stack is unwound, as a plain (bounded) call;
@@ -317,6 +317,22 @@ local function table_lib()
       error("table.sort: more than " .. M.MAX_SORT .. " elements", 2)
     end
     return t_sort(t, cmp)
+  end
+  -- insert/remove at a position shift the rest in C: not on huge tables
+  local insert, remove = lib.insert, lib.remove
+  lib.insert = function(t, ...)
+    if select("#", ...) >= 2 and type(t) == "table" and #t > M.MAX_MOVE then
+      error("table.insert: a position in more than " .. M.MAX_MOVE
+        .. " elements", 2)
+    end
+    return insert(t, ...)
+  end
+  lib.remove = function(t, ...)
+    if select("#", ...) >= 1 and type(t) == "table" and #t > M.MAX_MOVE then
+      error("table.remove: a position in more than " .. M.MAX_MOVE
+        .. " elements", 2)
+    end
+    return remove(t, ...)
   end
   local move = lib.move   -- 5.3+: a C loop over the range, however sparse
   if move then
