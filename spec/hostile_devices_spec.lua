@@ -913,6 +913,43 @@ describe("hostile devices #luajit", function()
     assert_still_serves()
   end)
 
+  it("a static device that goes bad is quarantined and reported, never "
+    .. "removed nor closed", function()
+    -- A list of its own with one static device (the shared one has none).
+    local main2 = assert(ufl.create())
+    local list2 = assert(ufl.list(main2, checker))
+    local errs = {}
+    local m2 = monitor.new { list = list2, policy = {}, fill = fill,
+      on_error = function(_, what, msg) errs[#errs + 1] = { what, msg } end }
+    m2:set_num_static_devices(1)
+    local map = assert(ufl.mmap_anon(PAGE, false))
+    maps[#maps + 1] = map
+    local c = wp_device(map)
+    local u = assert(ufl.recv(c.sock))
+    m2:register(u)
+    assert.are.equal(2, u:index())
+    child.signal(c.sock)
+    local deadline = ufl.monotonic_ms() + WAIT_MS
+    while #errs == 0 and ufl.monotonic_ms() < deadline do m2:step(10) end
+    assert.are.equal(1, #errs)
+    assert.are.equal("quarantine", errs[1][1])
+    assert.matches("^static entry 2: write%-protect fault", errs[1][2])
+    assert.is_true(list2:is_quarantined(2))
+    local ok, msg, errno = m2:remove(u)
+    assert.is_nil(ok)
+    assert.are.equal(E.EPERM, errno)
+    assert.matches("never removed", msg)
+    assert.is_false(u:is_closed())
+    assert.are.equal(2, #list2)
+    child.kill(c)
+    c.exit_how = "killed"
+    m2:close()
+    local ctx2 = list2:waitctx()
+    list2:close()
+    ctx2:close()
+    assert.is_true(u:is_closed())   -- closed by list:close, with the list
+  end)
+
   it("a device registering its range write-protected: a monitor with "
     .. "serve_wp clears the protection and the write goes through", function()
     remonitor { serve_wp = true }
@@ -1013,14 +1050,14 @@ describe("hostile devices #luajit", function()
     local c = forking_device(map, 10)
     local u = assert(ufl.recv(c.sock))
     m:register(u)
-    local fds0 = child.count_fds()
+    local nfds = child.count_fds()
     child.signal(c.sock)
     step_until(function() return poll.rpoll(c.sock, 0) == 1 end, "the forks")
     assert.are.equal(10, unistd.read(c.sock, 1):byte())
     m:step(0)
     assert.are.equal(5, #list)          -- main, the device, 3 of its children
     assert.are.equal(7, m.stats.forks_refused)
-    assert.are.equal(fds0 + 3, child.count_fds(), "fds beyond the cap")
+    assert.are.equal(nfds + 3, child.count_fds(), "fds beyond the cap")
     for i = 3, 5 do
       local fu = list:get(i)
       assert.are.equal("fork", fu:origin())

@@ -44,7 +44,6 @@ local math_min, math_max, floor = math.min, math.max,
   math.floor
 
 local ESRCH, EAGAIN = ufl.errno.ESRCH, ufl.errno.EAGAIN
-local EPOLLIN = ufl.EPOLLIN
 local outcome = ufl.outcome
 
 local DEFAULT_WAIT_MS = 100
