@@ -1177,7 +1177,13 @@ describe("hostile devices #luajit", function()
     end)
     assert.are.equal(1, poll.rpoll(c.sock, WAIT_MS))
     local u = assert(ufl.recv(c.sock))
-    m:register(u)
+    local ok0, msg0, errno0 = list:register(u)   -- the list itself says so
+    assert.is_nil(ok0)
+    assert.are.equal(E.EINVAL, errno0)
+    assert.are.equal("register: checker: probe page not mapped in the "
+      .. "device process (exec'd, or not forked from the checker's creator)", msg0)
+    assert.is_nil(u:index())
+    m:register(u)                                 -- and so does the monitor
     assert.is_true(u:is_closed())
     assert.are.equal(1, #errors)
     assert.are.equal(E.EINVAL, errors[1].errno)
