@@ -872,6 +872,34 @@ describe("hostile devices #luajit", function()
     assert_still_serves()
   end)
 
+  it("a device registering its range for minor faults: a monitor with "
+    .. "serve_minor maps the page already in the page cache (UFFDIO_CONTINUE)", function()
+    if not (ufl.FEATURE_MINOR_SHMEM and ufl.REGISTER_MINOR) then
+      return pending("no minor faults on this kernel")
+    end
+    remonitor { serve_minor = true }
+    local map = region(1)
+    local c = spawn(function(sock)
+      local u = assert(ufl.create(ufl.DEFAULT_FEATURES + ufl.FEATURE_MINOR_SHMEM))
+      assert(u:register(map:addr(), PAGE, ufl.REGISTER_MINOR))
+      assert(u:send(sock))
+      if not child.await(sock) then return false end
+      return map:read(0, PAGE) == pattern(14, 0)  -- a minor fault
+    end)
+    local u = assert(ufl.recv(c.sock))
+    m:register(u)
+    assert.are.equal(2, u:index())
+    -- In the page cache (shmem), not mapped in the child: its access is a
+    -- minor fault, the page's content is what we wrote.
+    assert(map:write(0, pattern(14, 0)))
+    child.signal(c.sock)
+    assert.are.same({ "exited", 0 }, { await_exit(c) })
+    assert.are.equal(1, m.stats.served_special)
+    assert.are.same({}, errors)
+    assert.are.equal(1, m:gc())
+    assert_still_serves()
+  end)
+
   -- A device whose page 0 of a private mapping is write-protected by its
   -- own uffd (REGISTER_WP): on "go" it writes there (a WP fault).
   local function wp_device(map)
