@@ -239,7 +239,8 @@ static int l_is_userfaultfd(lua_State *L)
  * @tparam[opt] table opts {check=true, features=0} as adopt
  * @treturn[1] uffd
  * @return[2] nil, message, errno (ECONNRESET, EBADMSG, EAGAIN, ENOTTY,
- *   EBADFD, EOPNOTSUPP [, missing feature bits])
+ *   EBADFD, EOPNOTSUPP [, missing feature bits]; EMFILE: the fd it
+ *   carried could not be installed, the kernel dropped it)
  */
 static int l_recv(lua_State *L)
 {

@@ -532,6 +532,13 @@ int ufl_uffd_recv_need(int sock, struct ufl_uffd *out, unsigned flags,
 	if (n < 0)
 		return neg_errno();
 	nfds = collect_fds(&msg, fds, UFL_RECV_MAX_FDS);
+	/* Truncated with room left in our buffer: the kernel could not
+	 * install an fd it carried (net/core/scm.c, scm_detach_fds: EMFILE
+	 * or ENFILE) and dropped the rest; the message is used up. */
+	if (n > 0 && (msg.msg_flags & MSG_CTRUNC) && nfds < UFL_RECV_MAX_FDS) {
+		close_fds(fds, nfds);
+		return -EMFILE;
+	}
 	if (n == 0 || (msg.msg_flags & MSG_CTRUNC) || nfds != 1) {
 		close_fds(fds, nfds);
 		return n == 0 && nfds == 0 ? -ECONNRESET : -EBADMSG;

@@ -168,7 +168,9 @@ int ufl_uffd_send(int sock, const struct ufl_uffd *u);
  * Receives one fd from an AF_UNIX socket and adopts it (flags as adopt).
  * -ECONNRESET when the peer closed, -EBADMSG when a message came without
  * exactly one fd (every fd it did carry is closed), -EAGAIN if nothing is
- * pending on a non-blocking socket, -ENOTTY when the fd is no uffd (closed).
+ * pending on a non-blocking socket, -ENOTTY when the fd is no uffd (closed),
+ * -EMFILE when the message carried an fd this process had no room for (the
+ * kernel dropped it: the peer must send again once fds are free).
  */
 int ufl_uffd_recv(int sock, struct ufl_uffd *out, unsigned flags);
 /* recv with adopt_need's feature check (the fd is closed on failure). */

@@ -18,6 +18,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -854,6 +855,37 @@ TEST(recv_of_a_uffd_without_api_is_ebadfd_and_closes_it)
 	close(sv[1]);
 }
 
+TEST(recv_out_of_fds_is_emfile_and_the_message_is_used_up)
+{
+	struct ufl_uffd u, v;
+	struct rlimit old, low;
+	int sv[2], lowest, r;
+
+	ufl_uffd_init(&u);
+	ufl_uffd_init(&v);
+	CHECK_EQ(ufl_uffd_create(&u, UFL_DEFAULT_FEATURES, NULL), 0);
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	CHECK_EQ(ufl_uffd_send(sv[0], &u), 0);
+	CHECK_EQ(ufl_uffd_send(sv[0], &u), 0);
+	/* Every number below the lowest free one is taken: a limit there
+	 * leaves no room for one more fd. */
+	lowest = dup(sv[1]);
+	close(lowest);
+	CHECK_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = (rlim_t)lowest;
+	CHECK_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+	r = ufl_uffd_recv(sv[1], &v, 0);
+	CHECK_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+	CHECK_EQ(r, -EMFILE);
+	CHECK_EQ(v.fd, -1);
+	CHECK_EQ(ufl_uffd_recv(sv[1], &v, 0), 0); /* the next one arrives */
+	CHECK_EQ(ufl_uffd_close(&v), 0);
+	CHECK_EQ(ufl_uffd_close(&u), 0);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 TEST(register_reports_ioctls_and_unregister_works)
 {
 	struct ufl_uffd u;
@@ -1108,4 +1140,5 @@ void run_uffd(void)
 	RUN(adopt_refuses_a_uffd_without_api_and_leaves_it_as_it_was);
 	RUN(adopt_reads_features_sets_cloexec_and_checks_need);
 	RUN(recv_of_a_uffd_without_api_is_ebadfd_and_closes_it);
+	RUN(recv_out_of_fds_is_emfile_and_the_message_is_used_up);
 }
