@@ -1004,6 +1004,9 @@ end
 -- rest is dropped, except fork events: their new uffds are owned and a
 -- dropped one would leave a live child without its monitor.
 local function read_and_dispatch(self, u)
+  if self.dev.quarantined[u] then   -- never read again (device.lua)
+    return 0
+  end
   self.last_read[u] = self.round
   local max, buf = self.batch, self.evbuf
   restore_events(self, max)
@@ -1045,7 +1048,7 @@ end
 -- true when the parked fault is settled (served, gone, failed, timed out).
 local function retry_one(self, rec)
   local u = rec.u
-  if u:is_closed() then
+  if u:is_closed() or self.dev.quarantined[u] then
     return true
   end
   self.stats.retried = self.stats.retried + 1
