@@ -1111,6 +1111,10 @@ describe("hostile devices #luajit", function()
       assert.is_true(has_bit(fcntl.fcntl(fu:fd(), fcntl.F_GETFD), fcntl.FD_CLOEXEC))
       assert.is_true(has_bit(fcntl.fcntl(fu:fd(), fcntl.F_GETFL), fcntl.O_NONBLOCK))
     end
+    -- and the monitor's own fds: the epoll fd, the spare, the main uffd
+    for _, fd in ipairs { list:waitctx():fd(), m.dev.spare:fd(), main:fd(), u:fd() } do
+      assert.is_true(has_bit(fcntl.fcntl(fd, fcntl.F_GETFD), fcntl.FD_CLOEXEC))
+    end
     local f = errors_of("fork")
     assert.are.equal(1, #f)
     assert.matches("max_forks", f[1].msg)
