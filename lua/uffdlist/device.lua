@@ -305,7 +305,7 @@ function M.admit_fork(m, parent, ev)
     d.pressure = false
     ev.uffd = nil
     close_quietly(nu)
-    reopen_spare(d)
+    if not d.closed then reopen_spare(d) end
     st.forks_refused = (st.forks_refused or 0) + 1
     return false
   end
@@ -475,7 +475,7 @@ function M.end_round(m)
     end
   end
   d.pressure = false
-  if not d.spare then
+  if not d.spare and not d.closed then
     reopen_spare(d)
   end
   if d.pressure_reported and d.pressure_round ~= m.round and d.spare then
@@ -485,6 +485,7 @@ end
 
 function M.close(m)
   local d = m.dev
+  d.closed = true
   if d.spare then
     d.spare:close()
     d.spare = nil
