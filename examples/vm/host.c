@@ -4,6 +4,7 @@
  *
  *   uffdlist-vm [--policy NAME[:k=v,...]|FILE] [--static N] [--hotplug N]
  *               [--mem MiB] [--duration S] [--json] [--quiet] [--seed N]
+ *               [--hostile-device]
  *
  * Embedding, as Lua's lua.c, Redis and HAProxy do: every Lua module the
  * monitor needs is in the binary — `uffdlist.core` (the C binding, linked
@@ -62,18 +63,19 @@ static void usage(FILE *f)
 	      " [--hotplug N]\n"
 	      "                   [--mem MiB] [--duration S] [--json] [--quiet]"
 	      " [--seed N]\n"
+	      "                   [--hostile-device]\n"
 	      "  --policy    crosvm (default), threshold, periodic, idle, with\n"
 	      "              options (threshold:n=2, periodic:ms=200), or a\n"
 	      "              policy file\n"
 	      "  --static    static devices (2)\n"
-	      "  --hostile-device  the first hot-plugged device clears O_NONBLOCK\n"
-	      "              on its uffd before each burst (quarantined)\n"
 	      "  --hotplug   devices hot-plugged over the run (20)\n"
 	      "  --mem       guest memory in MiB (256)\n"
 	      "  --duration  seconds of hot-plugging (10)\n"
 	      "  --json      print the summary as one JSON object\n"
 	      "  --quiet     no progress line\n"
-	      "  --seed      seed of the swap contents and the plan (1)\n", f);
+	      "  --seed      seed of the swap contents and the plan (1)\n"
+	      "  --hostile-device  the first hot-plugged device clears O_NONBLOCK\n"
+	      "              on its uffd before each burst: quarantined, killed\n", f);
 }
 
 /* Parses an unsigned integer in [lo, hi]; -1 if it is not one. */
