@@ -53,6 +53,8 @@ describe("uffdlist-policy check", function()
     assert.matches("hook on_idle%(500%) %-> gc", out)
     assert.matches("gc collected 1: dev2", out)
     assert.matches("gc collected 2: dev1, dev4", out)
+    -- the exit hints: a policy without on_exit watches none
+    assert.matches("hangup: dev3, alive %(no exit hint watched%)", out)
     assert.matches("\nOK examples/policy/my_policy.lua: 2 gcs collected 3, "
       .. "5 faults served 14 pages, 0 errors\n$", out)
   end)
@@ -98,6 +100,35 @@ describe("uffdlist-policy check", function()
     -- three failed calls in a row: the policy is disabled, crosvm goes on
     assert.matches("FALLBACK policy: policy '.-' disabled: 3 failed calls in a row", out)
     assert.matches("the monitor's policy is now crosvm", out)
+    assert.matches("\nFAIL .*: 3 hook errors %(0 time overruns, 0 memory overruns, "
+      .. "0 bad answers%), 1 fallback\n$", out)
+  end)
+
+  it("runs the scenario's exit hints through on_exit: exact probes the dead alone", function()
+    local status, out, err = run("check lua/uffdlist/policy/exact.lua")
+    assert.equal(0, status, out .. err)
+    assert.matches("death: dev2 %(its exit hint fires%)", out)
+    assert.matches("exit hint of dev2 %(pidfd, pid %d+%) %-> probe", out)
+    assert.matches("hook on_exit%(.-source=pidfd.-%) %[dev2%] %-> gc", out)
+    assert.matches("gc{only = dev2} collected 1: dev2 %(1 probe%)", out)
+    assert.matches("probe 1 of dev4: collected", out)
+    -- dev3 hung up and lives: probed, retried, given up, kept
+    assert.matches("hangup: dev3, alive %(its exit hint fires%)", out)
+    assert.matches("probe 1 of dev3: alive, retry in 5 ms", out)
+    assert.matches("probe 4 of dev3: alive, hint given up", out)
+    assert.matches("\nOK lua/uffdlist/policy/exact.lua: 7 gcs collected 3, ", out)
+  end)
+
+  it("fails a policy whose on_exit raises: caught at the scenario's exit hints, exit 1", function()
+    local p = policy([[
+      return { on_exit = function(info)
+        if info.dynamic then error("no exit for you") end
+      end } ]])
+    local status, out = run("check " .. q(p))
+    assert.equal(1, status, out)
+    assert.matches("HOOK_ERROR policy.on_exit: .*no exit for you", out)
+    assert.matches("hook on_exit%(.-%) %[dev2%] %-> ERROR .*no exit for you", out)
+    assert.matches("exit hint of dev2 %(pidfd, pid %d+%) %-> left to the policy's gc", out)
     assert.matches("\nFAIL .*: 3 hook errors %(0 time overruns, 0 memory overruns, "
       .. "0 bad answers%), 1 fallback\n$", out)
   end)

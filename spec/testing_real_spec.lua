@@ -38,6 +38,25 @@ local SCRIPT = {
   { "idle" },
 }
 
+-- With exit hints: the real monitor watches a pidfd of each hot-plugged
+-- child (m:register(u, { pid = P })), which fires when it exits; the kit
+-- gives each hot-plug a fake pidfd that vm:kill fires.  exact probes
+-- exactly the dead; full_at = 4 makes one full gc too.
+local HINTED = {
+  { "static" },
+  { "hotplug" }, { "hotplug" }, { "hotplug" },
+  { "fault", "dev1", "write", 0 },
+  { "kill", "dev2" },
+  { "hotplug" },
+  { "fault", "dev3", "read", 1 },
+  { "hotplug" },
+  { "kill", "dev1" },
+  { "idle" },
+  { "fault", "dev4", "write", 3 },
+  { "kill", "dev5" },
+  { "idle" },
+}
+
 -- A device process: its own anonymous memory registered on its own uffd,
 -- which it sends; then it touches one page per command ("w" or "r" and
 -- the page number) and answers "k" once the access returned; "q" exits.
@@ -60,10 +79,10 @@ local function device(sock)
   end
 end
 
-local function run_kit(policy, opts)
+local function run_kit(policy, opts, script)
   local vm = testing.vm{ policy = policy, policy_opts = opts, static = false,
     policy_max_strikes = 2 }
-  for _, s in ipairs(SCRIPT) do
+  for _, s in ipairs(script or SCRIPT) do
     local op = s[1]
     if op == "static" then
       vm:static(1)
@@ -107,7 +126,7 @@ describe("uffdlist.testing against real uffds of real children", function()
 
   -- Plays SCRIPT on a monitor serving real children; returns its recorder
   -- and the reports of its on_error.
-  local function run_real(policy, opts)
+  local function run_real(policy, opts, script, hinted)
     kids, errors = {}, {}
     checker = assert(ufl.checker())     -- before any fork
     main = assert(ufl.create())
@@ -137,14 +156,14 @@ describe("uffdlist.testing against real uffds of real children", function()
         mm:unwatch(fd)
         c.u = u
         rec:name(u, name)
-        mm:register(u)
+        mm:register(u, hinted and not static and { pid = c.pid } or nil)
         if static then mm:set_num_static_devices(1) end
       end))
       assert.equal(1, m:step(5000))
       assert.is_not_nil(c.u, name .. " handed over its uffd")
     end
 
-    for _, s in ipairs(SCRIPT) do
+    for _, s in ipairs(script or SCRIPT) do
       local op = s[1]
       if op == "static" then
         spawn(true)
@@ -160,6 +179,9 @@ describe("uffdlist.testing against real uffds of real children", function()
         local c = by_name[s[2]]
         assert.equal(2, unistd.write(c.sock, "q\0"))
         assert.equal(0, child.reap(c))
+        if hinted then
+          assert.equal(1, m:step(5000))              -- its pidfd's round
+        end
       elseif op == "idle" then
         assert.equal(0, m:step())                  -- one wait of idle_ms
       end
@@ -168,11 +190,11 @@ describe("uffdlist.testing against real uffds of real children", function()
     return rec, errors
   end
 
-  local function same_decisions(policy, opts)
-    local kit = run_kit(policy, opts)
+  local function same_decisions(policy, opts, script, hinted)
+    local kit = run_kit(policy, opts, script)
     local kit_decisions, kit_dump = kit:decisions(), kit:dump()
     kit:close()
-    local rec, errs = run_real(policy, opts)
+    local rec, errs = run_real(policy, opts, script, hinted)
     assert.same(kit_decisions, rec:decisions(),
       "kit:\n" .. kit_dump .. "\nreal:\n" .. rec:dump())
     return rec, errs
@@ -191,6 +213,21 @@ describe("uffdlist.testing against real uffds of real children", function()
     -- and the sequence did decide things
     assert.same({ "dev2", "dev1", "dev4" }, rec:collected())
     assert.equal(4, rec:events("fault")[1].pages)
+  end)
+
+  it("makes the same decisions with exit hints (real pidfds of real children)", function()
+    if not need_uffd() then return end
+    local rec, errs = same_decisions("exact", { full_at = 4 }, HINTED, true)
+    assert.same({}, errs)
+    -- and the hints did decide: each dead one probed alone, one probe each
+    assert.same({ "dev2", "dev1", "dev5" }, rec:collected())
+    local only = {}
+    for _, g in ipairs(rec:events("gc")) do
+      only[#only + 1] = g.only and g.only[1] .. ":" .. g.probes or "full:" .. g.probes
+    end
+    assert.same({ "dev2:1", "full:4", "dev1:1", "dev5:1" }, only)
+    assert.equal(3, #rec:events("hint"))
+    assert.equal(3, m.stats.exit_collected)
   end)
 
   it("makes the same decisions when the policy fails and falls back to crosvm", function()

@@ -179,16 +179,6 @@ describe("uffdlist.testing", function()
       assert.equal(1, vm:fault(c).pages)
     end)
 
-    it("an exit hint needs a monitor that takes them (the extension point)", function()
-      vm = testing.vm{}
-      local d = vm:hotplug()
-      if type(vm.m.exit_hint) ~= "function" then
-        assert.has_error(function() vm:kill(d, { hint = true }) end,
-          "kill: this monitor takes no exit hints (no m:exit_hint)")
-        assert.is_true(d.dead)             -- the death itself happened
-      end
-    end)
-
     it("hands raw events to the monitor's handlers", function()
       local seen = {}
       vm = testing.vm{ static = 1, handlers = {
@@ -455,6 +445,211 @@ describe("uffdlist.testing", function()
     end)
   end)
 
+  describe("the list proxy", function()
+    it("passes gc's options to the list and records them, with the probes", function()
+      vm = testing.vm{ policy = {}, static = 1 }   -- no hook: no gc of its own
+      local a, b, c = vm:hotplug(), vm:hotplug(), vm:hotplug()
+      vm:kill(b)
+      vm:kill(c)
+      local list = vm.m.list
+      -- only: exactly that entry probed (a full gc would take both dead)
+      assert.equal(1, list:gc{ only = { b.uffd:index() } })
+      local g = vm:events("gc")[1]
+      assert.same({ "dev2" }, g.only)
+      assert.same({ "dev2" }, g.devices)
+      assert.equal(1, g.probes)
+      assert.is_false(c.uffd:is_closed())
+      -- budget: at most N probes, and whether the pass is complete
+      local n, more = list:gc{ budget = 1 }
+      assert.equal("number", type(n))
+      g = vm:events("gc")[2]
+      assert.equal(1, g.budget)
+      assert.equal(1, g.probes)
+      assert.equal(more, g.more)
+      -- a misspelt option still raises (the list's check, not a full gc)
+      assert.has_error(function() list:gc{ budgte = 1 } end)
+      assert.equal(2, #vm:events("gc"))
+      -- the monitor's read-only calls are no "list" events
+      assert.is_number(list:probes())
+      assert.is_false(list:is_quarantined(a.uffd:index()))
+      assert.equal(2, list:num_static())
+      assert.same({}, vm:events("list"))
+      assert.equal(2, vm:counters().probes)
+      assert.matches("gc{only = dev2} collected 1: dev2 %(1 probe%)", vm:dump())
+    end)
+  end)
+
+  describe("exit hints", function()
+    local EXACT = { on_exit = function() return "gc" end }
+
+    it("a death fires the device's hint: on_exit, one probe of it, collected", function()
+      vm = testing.vm{ policy = EXACT, static = 1 }
+      local a, b, c = vm:hotplug(), vm:hotplug(), vm:hotplug()
+      assert.same({ 3, 3 }, { vm.m:hint_count() })
+      vm:kill(b)
+      assert.same({ "dev2" }, vm:collected(), vm:dump())
+      local h = vm:events("hint")[1]
+      assert.same({ "dev2", "pidfd", b.pid, true },
+        { h.device, h.source, h.pid, h.probe })
+      local hook = vm:events("hook", "on_exit")[1]
+      assert.equal("dev2", hook.device)
+      assert.same({ index = 4, dynamic = true, pid = b.pid, source = "pidfd",
+        entries = 5, dynamic_entries = 3 }, hook.args[1])
+      assert.is_true(h.seq < hook.seq)
+      local g = vm:events("gc")[1]
+      assert.same({ { "dev2" }, 1, { "dev2" } }, { g.only, g.probes, g.devices })
+      local p = vm:events("probe")
+      assert.same({ { event = "probe", device = "dev2", try = 1,
+        outcome = "collected", at = 0, seq = p[1].seq } }, p)
+      local cs = vm:counters()
+      assert.same({ 1, 1, 1, 0 }, { cs.exit_hints, cs.exit_probes,
+        cs.exit_collected, cs.exit_alive })
+      assert.same({ 2, 2 }, { cs.hints, cs.hints_watched })
+      assert.is_false(a.uffd:is_closed())
+      assert.is_false(c.uffd:is_closed())
+      assert.matches("death: dev2 %(its exit hint fires%)", vm:dump())
+      assert.matches("exit hint of dev2 %(pidfd, pid %d+%) %-> probe", vm:dump())
+      assert.matches("probe 1 of dev2: collected", vm:dump())
+    end)
+
+    it("a live device that hangs up is probed, retried on the virtual clock, given up and kept", function()
+      vm = testing.vm{ policy = EXACT, static = 1 }
+      local d = vm:hotplug()
+      vm:idle(30)
+      vm:hangup(d)
+      local t = vm:time()
+      vm:idle(100)
+      local p = vm:events("probe")
+      assert.equal(4, #p, vm:dump())                -- 1 + exit_retries (3)
+      local got = {}
+      for i, r in ipairs(p) do got[i] = { r.try, r.outcome, r.retry_in, r.at - t } end
+      assert.same({ { 1, "alive", 5, 0 }, { 2, "alive", 10, 5 },
+        { 3, "alive", 20, 15 }, { 4, "gave_up", nil, 35 } }, got)
+      assert.equal(1, #vm:events("hook", "on_exit"))  -- asked once per hint
+      assert.same({}, vm:collected())
+      assert.is_false(d.uffd:is_closed())
+      assert.equal(1, vm:fault(d).pages)              -- served as before
+      local cs = vm:counters()
+      assert.same({ 1, 4, 0, 4, 1 }, { cs.exit_hints, cs.exit_probes,
+        cs.exit_collected, cs.exit_alive, cs.exit_gave_up })
+      assert.same({ 0, 0 }, { vm.m:hint_count() })
+      assert.matches("hangup: dev1, alive %(its exit hint fires%)", vm:dump())
+      assert.matches("probe 4 of dev1: alive, hint given up", vm:dump())
+    end)
+
+    it("exit_retries and exit_retry_ms are the monitor's options, on the virtual clock", function()
+      vm = testing.vm{ policy = EXACT, exit_retries = 1, exit_retry_ms = 40 }
+      local d = vm:hotplug()
+      vm:hangup(d)
+      vm:idle(39)
+      assert.equal(1, #vm:events("probe"))
+      vm:idle(1)
+      local p = vm:events("probe")
+      assert.same({ 2, "gave_up", 40 }, { #p, p[2].outcome, p[2].at })
+    end)
+
+    it("a mm that outlives its process: probes say alive until it is gone, then collected", function()
+      vm = testing.vm{ policy = EXACT }
+      local d = vm:hotplug()
+      vm:kill(d, { linger_ms = 8 })
+      assert.is_false(d.uffd:is_closed())
+      vm:idle(20)
+      local p = vm:events("probe")
+      assert.same({ "alive", "alive", "collected" },
+        { p[1].outcome, p[2].outcome, p[3] and p[3].outcome })
+      assert.same({ 0, 5, 15 }, { p[1].at, p[2].at, p[3].at })
+      assert.same({ "dev1" }, vm:collected())
+      assert.matches("its mm lingers 8 ms", vm:dump())
+    end)
+
+    it("a hang-up hint: source hangup, the kit's fd borrowed", function()
+      vm = testing.vm{ policy = EXACT, hints = "hangup" }
+      local d = vm:hotplug()
+      local e = vm:hotplug{ hint = "pidfd" }
+      assert.same({ "hangup", "pidfd" }, { d.hint, e.hint })
+      vm:kill(d)
+      assert.equal("hangup", vm:events("hint")[1].source)
+      assert.same({ "dev1" }, vm:collected())
+      assert.is_false(d.hint_fd:is_closed())        -- borrowed: the kit's
+    end)
+
+    it("a death without its hint (kill{hint = false}, no hint) is left to the policy's gc", function()
+      vm = testing.vm{ policy = EXACT }
+      local d = vm:hotplug()
+      local e = vm:hotplug("quiet", { hint = false })
+      assert.is_nil(e.hint)
+      assert.same({ 1, 1 }, { vm.m:hint_count() })
+      vm:kill(d, { hint = false })
+      vm:kill(e)
+      assert.same({}, vm:events("hint"))
+      assert.same({}, vm:collected())
+      assert.has_error(function() vm:kill(e, { hint = true }) end,
+        "kill: quiet has no exit hint (registered without one)")
+      assert.has_error(function() vm:hangup(e) end,
+        "hangup: quiet has no exit hint (registered without one)")
+    end)
+
+    it("a policy without on_exit: no hint watched, a death fires nothing", function()
+      vm = testing.vm{ policy = "crosvm" }
+      local d = vm:hotplug()
+      assert.same({ 0, 0 }, { vm.m:hint_count() })
+      assert.is_true(d.hint_fd:is_closed())         -- the monitor closed the pidfd
+      vm:kill(d)
+      assert.is_nil(vm:events("death")[1].hint)
+      assert.same({}, vm:events("hint"))
+    end)
+
+    it("an on_exit that raises: a hook error, nothing probed, the dead left to gc", function()
+      vm = testing.vm{ policy = { on_exit = function() error("boom") end } }
+      local d = vm:hotplug()
+      vm:kill(d)
+      assert.equal(1, #vm:events("hook_error"), vm:dump())
+      assert.equal("on_exit", vm:events("hook_error")[1].hook)
+      assert.matches("boom", vm:events("hook", "on_exit")[1].error)
+      assert.is_false(vm:events("hint")[1].probe)
+      assert.same({}, vm:events("gc"))
+      assert.equal(0, vm:counters().exit_probes)
+      assert.is_false(d.uffd:is_closed())
+    end)
+
+    it("an on_exit that spins or answers nonsense: budget, bad_answer, nothing probed", function()
+      vm = testing.vm{ hook_budget_ms = 20, policy = policy_file([[
+        local n = 0
+        return { on_exit = function()
+          n = n + 1
+          if n == 1 then while true do end end
+          return setmetatable({}, { __tostring = function() error("x") end })
+        end } ]]) }
+      local a, b = vm:hotplug(), vm:hotplug()
+      vm:kill(a)
+      vm:kill(b)
+      assert.equal("on_exit", vm:events("budget")[1].hook, vm:dump())
+      assert.equal("on_exit", vm:events("bad_answer")[1].hook)
+      assert.same({ false, false }, { vm:events("hint")[1].probe,
+        vm:events("hint")[2].probe })
+      assert.same({}, vm:events("gc"))
+      assert.is_false(a.uffd:is_closed())
+      assert_plain(vm.trace)
+      assert.is_string(vm:dump())
+    end)
+
+    it("refuses bad hint arguments naming them", function()
+      assert.has_error(function() testing.vm{ hints = "pid" } end,
+        "bad option 'hints' to 'vm' (hint: \"pidfd\", \"hangup\" or false expected, got 'pid')")
+      vm = testing.vm{}
+      assert.has_error(function() vm:hotplug(nil, { hint = true }) end,
+        "bad argument #2 to 'hotplug' (hint: \"pidfd\", \"hangup\" or false expected, got boolean)")
+      assert.has_error(function() vm:hotplug("x", 1) end,
+        "bad argument #2 to 'hotplug' (table or nil expected, got number)")
+      local d = vm:hotplug()
+      assert.has_error(function() vm:kill(d, 1) end,
+        "bad argument #2 to 'kill' (table or nil expected, got number)")
+      assert.has_error(function() vm:kill(d, { linger_ms = -1 }) end,
+        "bad argument #2 to 'kill' (linger_ms: non-negative number)")
+      assert.is_false(d.dead)
+    end)
+  end)
+
   it("closes every fd it made, also when the policy does not load", function()
     local n0 = child.count_fds()
     local v = testing.vm{ policy = "periodic", policy_opts = { ms = 50 },
@@ -467,6 +662,17 @@ describe("uffdlist.testing", function()
     assert.same({ "dev1" }, v:collected())
     assert.is_true(child.count_fds() > n0)
     v:close()
+    v:close()
+    assert.equal(n0, child.count_fds())
+    -- exit hints of both forms, fired, armed, retried, given up
+    v = testing.vm{ policy = "exact", static = 1 }
+    local a, b = v:hotplug(), v:hotplug{ hint = "hangup" }
+    v:hotplug()
+    v:hotplug{ hint = "hangup" }
+    v:kill(a)
+    v:hangup(b)
+    v:idle(10)
+    assert.is_true(child.count_fds() > n0)
     v:close()
     assert.equal(n0, child.count_fds())
     assert.is_false(pcall(testing.vm, { policy = policy_file("return 1") }))

@@ -5,17 +5,22 @@
 -- production does — over fakes: fake uffds (eventfds; no userfaultfd, no
 -- privilege), a Lua-table dead checker that calls a device dead once the
 -- script killed it, fake memory that remembers which pages were filled,
--- and a virtual clock that also drives the policy's timer.  A script then
--- plays a VM's lifecycle (static devices, hot-plugs, deaths, faults, idle
--- time) and every decision of the monitor lands in `vm.trace`, plain data
--- a spec asserts on; `vm:dump()` is the trace as text for a failing spec.
+-- and a virtual clock that also drives the policy's timer and the
+-- retries of exit hints; each hot-plug is registered with a fake exit
+-- hint (an eventfd as its pidfd, or as its socket's hang-up) that the
+-- kit makes readable on its death, so on_exit, list:gc{only} and the
+-- retries are the monitor's own.  A script then plays a VM's lifecycle
+-- (static devices, hot-plugs, deaths, hang-ups, faults, idle time) and
+-- every decision of the monitor lands in `vm.trace`, plain data a spec
+-- asserts on; `vm:dump()` is the trace as text for a failing spec.
 --
 -- `testing.observe(m)` records the same trace from any monitor, a real one
 -- serving real uffds included (the kit uses it on its own monitor).
 --
 -- How the kit runs the loop: like a host polling the list's fd itself.
 -- Whatever a scripted action made ready (a fault queued on a fake uffd,
--- a uffd handed over on the kit's control fd, a timer) is handled at once
+-- a uffd handed over on the kit's control fd, an exit hint, a timer) is
+-- handled at once
 -- by `m:step(0)`, in zero virtual time.  Time passes only in `vm:idle`:
 -- the monitor is in its wait (`m:timeout()` seconds long, from the end of
 -- its last round); the wait ends when it times out (a timed-out round:
@@ -51,6 +56,7 @@ local BASE = 0x7f0000000000     -- first device's fake guest memory
 local SPAN = 0x100000000        -- 4 GiB of address space per device
 
 local MAX_ROUNDS = 1000000      -- per call: a loop that never settles
+local FAKE_PID = 1000           -- device n's made-up pid: FAKE_PID + n
 
 -- ------------------------------------------------------------ plain data
 
@@ -77,6 +83,10 @@ local function plain(names, v, depth)
     return c
   end
   return "<" .. t .. ">"
+end
+
+local function pack(...)
+  return { n = select("#", ...), ... }
 end
 
 local function plain_args(names, ...)
@@ -162,10 +172,37 @@ local function hooks_of(p)
   return p
 end
 
+-- The boundary's on_exit (what the monitor calls when an exit hint
+-- fired): a "hint" record, then the hook's own record, then the decision
+-- (probe: the monitor probes the entry; else it is left to the normal gc).
+local function wrap_exit(self, p)
+  if type(p) ~= "table" or self.exit_wrapped[p] then
+    return
+  end
+  local orig = p.on_exit
+  if type(orig) ~= "function" then
+    return
+  end
+  self.exit_wrapped[p] = true
+  rawset(p, "on_exit", function(b, index, dynamic, pid, source, ...)
+    local dev
+    if type(index) == "number" and self.rl then
+      local ok, u = pcall(self.rl.get, self.rl, index)
+      dev = ok and u and self.names[u] or nil
+    end
+    local rec = add(self, { event = "hint", device = dev or "?",
+      index = index, source = source, pid = pid })
+    local go = orig(b, index, dynamic, pid, source, ...)
+    rec.probe = go == true
+    return go
+  end)
+end
+
 -- Wraps the hooks of the monitor's current policy; again after the
 -- monitor replaced them (a fallback, set_policy): a "policy" event.
 local function wrap_policy(self)
   local p = self.m.policy
+  wrap_exit(self, p)
   local hooks = hooks_of(p)
   if hooks == nil or hooks == self.hooks then
     return
@@ -196,16 +233,74 @@ local function wrap_policy(self)
   self.policy = p
 end
 
+-- The list's methods that change nothing (every one the monitor calls:
+-- wait, waitctx, get, len, num_static, probes; and the rest of the
+-- binding's); any other call is recorded as a "list" event.
 local READ_ONLY = { get = true, wait = true, waitctx = true, entries = true,
-  len = true, main_uffd = true, num_static = true, pollfd = true,
-  events = true, timeout = true, is_closed = true, on_log = true }
+  len = true, main_uffd = true, num_static = true, probes = true,
+  is_quarantined = true, pollfd = true, events = true, timeout = true,
+  is_closed = true, on_log = true }
+
+-- gc's options as plain data: only = the names of the entries at those
+-- indices (taken before the gc: it moves indices), budget = N.  Also the
+-- uffds of `only`, for the probe records.
+local function gc_options(self, real, opts)
+  if type(opts) ~= "table" then
+    return nil
+  end
+  local o = {}
+  local only, budget = rawget(opts, "only"), rawget(opts, "budget")
+  local us
+  if type(only) == "table" then
+    o.only, us = {}, {}
+    local i = 1
+    while i <= 4096 and rawget(only, i) ~= nil do
+      local ok, u = pcall(real.get, real, rawget(only, i))
+      o.only[i] = ok and u and self.names[u] or "?"
+      us[i] = ok and u or false
+      i = i + 1
+    end
+  end
+  if type(budget) == "number" then
+    o.budget = budget
+  end
+  return o, us
+end
+
+-- After a gc{only}: one "probe" record per entry probed.  Whether an
+-- alive one is retried is the monitor's hint record's (m.hints[u].tries,
+-- read before the monitor updates it) against m.exit_retries; the retry
+-- comes exit_retry_ms * 2^tries later (doc/monitor-api.md, "Exit hints").
+local function record_probes(self, names, us)
+  local m = self.m
+  local hints = type(m.hints) == "table" and m.hints or {}
+  for i = 1, #names do
+    local u = us[i]
+    if u then
+      local h = hints[u]
+      local tries = h and tonumber(h.tries) or 0
+      local rec = { event = "probe", device = names[i], try = tries + 1 }
+      if u:is_closed() then
+        rec.outcome = "collected"
+      elseif h and tries < (m.exit_retries or 0) then
+        rec.outcome = "alive"
+        rec.retry_in = floor((m.exit_retry_ms or 0) * 2 ^ tries)
+      elseif h then
+        rec.outcome = "gave_up"
+      else
+        rec.outcome = "alive"
+      end
+      add(self, rec)
+    end
+  end
+end
 
 -- A proxy of the list that records register, set_num_static_devices, gc
 -- and any other changing call, and forwards everything.
 local function list_proxy(self, real)
   local methods = {}
-  function methods.register(_, u)
-    local dyn, msg, errno = real:register(u)
+  function methods.register(_, u, ...)
+    local dyn, msg, errno = real:register(u, ...)
     if dyn ~= nil then
       local nm = auto_name(self, u, dyn)
       add(self, { event = "register", device = nm, index = u:index(),
@@ -213,16 +308,23 @@ local function list_proxy(self, real)
     end
     return dyn, msg, errno
   end
-  function methods.set_num_static_devices(_, n)
-    local ok = real:set_num_static_devices(n)
+  function methods.set_num_static_devices(_, n, ...)
+    local ok = real:set_num_static_devices(n, ...)
     if ok then
       add(self, { event = "static_complete", n = n })
     end
     return ok
   end
-  function methods.gc()
+  -- gc, gc{only = {i, ...}}, gc{budget = N}: the options go to the list
+  -- as given; the record names them, the devices collected and the
+  -- checker's probes it took.
+  function methods.gc(_, opts)
     local before = real:entries()
-    local n, msg, errno, partial = real:gc()
+    local p0 = real:probes()
+    local o, us = gc_options(self, real, opts)
+    local r = pack(real:gc(opts))
+    local n = r[1]
+    local partial = not n and r[4] or nil
     local gone = {}
     for _, u in ipairs(before) do
       if u:is_closed() then
@@ -234,16 +336,27 @@ local function list_proxy(self, real)
     end
     table.sort(gone)
     local rec = add(self, { event = "gc", collected = n or partial or 0,
-      devices = gone })
-    if not n then
-      rec.error = msg
+      devices = gone, probes = real:probes() - p0 })
+    if o then
+      rec.only, rec.budget = o.only, o.budget
+      if o.budget and n then
+        rec.more = r[2] == true
+      end
     end
-    self.counts.gcs = self.counts.gcs + 1
-    self.counts.collected = self.counts.collected + rec.collected
+    if not n then
+      rec.error = r[2]
+    end
+    local c = self.counts
+    c.gcs = c.gcs + 1
+    c.collected = c.collected + rec.collected
+    c.probes = c.probes + rec.probes
     for _, nm in ipairs(gone) do
       self.collected_names[#self.collected_names + 1] = nm
     end
-    return n, msg, errno, partial
+    if us then
+      record_probes(self, o.only, us)
+    end
+    return unpack(r, 1, r.n)
   end
   return setmetatable(methods, { __index = function(_, k)
     local f = real[k]
@@ -343,6 +456,7 @@ end
 -- Makes self a recorder of m (see observe).
 local function attach(self, m, opts)
   self.m, self.trace, self.auto, self.wrappers = m, {}, {}, {}
+  self.exit_wrapped = setmetatable({}, { __mode = "k" })
   self.names = self.names or {}
   self.last_hook = {}
   self.serving = setmetatable({}, { __mode = "k" })
@@ -352,7 +466,7 @@ local function attach(self, m, opts)
   self.counts = { hook_calls = 0, hook_errors = 0, budget_overruns = 0,
     memory_overruns = 0, bad_answers = 0, fallbacks = 0, policy_changes = 0,
     errors = 0, gcs = 0, collected = 0, pages_served = 0, faults = 0,
-    wakes = 0, timers = 0 }
+    wakes = 0, timers = 0, probes = 0 }
   for u, nm in pairs(opts.names or {}) do
     self.names[u] = nm
   end
@@ -433,6 +547,9 @@ function Recorder:counters()
   for k, v in pairs(self.counts) do
     c[k] = v
   end
+  if type(self.m.hint_count) == "function" then
+    c.hints, c.hints_watched = self.m:hint_count()
+  end
   return c
 end
 
@@ -460,12 +577,13 @@ end
 local DECISIONS = { register = true, static_complete = true, gc = true,
   fault = true, hook = true, error = true, hook_error = true, budget = true,
   memory = true, bad_answer = true, fallback = true, policy = true,
-  list = true }
+  list = true, hint = true, probe = true }
 
 --- The decisions alone, without times or addresses (what must be the same
 -- for one event sequence, whatever the memory or the clock): register,
 -- static_complete, gc, fault (pages served, fills as page offsets), hook
--- (args and answer), errors, policy changes, other list changes.
+-- (args and answer), errors, policy changes, other list changes, exit
+-- hints and their probes (a pid is "<pid>": the kit's are made up).
 function Recorder:decisions()
   local out = {}
   for _, r in ipairs(self.trace) do
@@ -482,6 +600,16 @@ function Recorder:decisions()
         d.args = { "<stats>" }
       elseif r.event == "hook" and r.hook == "on_idle" then
         d.args = { "<ms>" }
+      elseif r.event == "hook" and r.hook == "on_exit" and d.args and
+          type(d.args[1]) == "table" then
+        local info = {}
+        for k, v in pairs(d.args[1]) do
+          info[k] = v
+        end
+        info.pid = info.pid ~= nil and "<pid>" or nil
+        d.args = { info }
+      elseif r.event == "hint" and d.pid ~= nil then
+        d.pid = "<pid>"
       end
       out[#out + 1] = d
     end
@@ -529,9 +657,30 @@ local function describe(r)
   elseif e == "static_complete" then
     return fmt("static setup complete: %d devices", r.n)
   elseif e == "gc" then
-    return fmt("gc collected %d%s%s", r.collected,
+    local how = r.only and "{only = " .. concat(r.only, ", ") .. "}" or
+      r.budget and fmt("{budget = %d}", r.budget) or ""
+    return fmt("gc%s collected %d%s (%d probe%s%s)%s", how, r.collected,
       #r.devices > 0 and ": " .. concat(r.devices, ", ") or "",
-      r.error and " (failed: " .. r.error .. ")" or "")
+      r.probes or 0, r.probes == 1 and "" or "s",
+      r.more and ", more to do" or "",
+      r.error and " (failed: " .. tostring(r.error) .. ")" or "")
+  elseif e == "hint" then
+    return fmt("exit hint of %s (%s%s) -> %s", r.device, tostring(r.source),
+      r.pid and ", pid " .. tostring(r.pid) or "",
+      r.probe and "probe" or "left to the policy's gc")
+  elseif e == "probe" then
+    return fmt("probe %d of %s: %s", r.try, r.device,
+      r.outcome == "alive" and r.retry_in and
+        fmt("alive, retry in %d ms", r.retry_in) or
+      r.outcome == "gave_up" and "alive, hint given up" or
+      tostring(r.outcome))
+  elseif e == "death" then
+    return fmt("death: %s%s%s", r.device,
+      r.hint and " (its exit hint fires)" or "",
+      r.linger_ms and fmt(" (its mm lingers %g ms)", r.linger_ms) or "")
+  elseif e == "hangup" then
+    return fmt("hangup: %s, alive (%s)", r.device,
+      r.hint and "its exit hint fires" or "no exit hint watched")
   elseif e == "fault" then
     local fills = {}
     for i, f in ipairs(r.fills) do
@@ -565,8 +714,9 @@ local function describe(r)
       r.device and " [" .. r.device .. "]" or "")
   elseif e == "fork" then
     return fmt("fork: %s forks %s", r.parent, r.device)
-  elseif e == "hotplug" or e == "death" or e == "exit" then
-    return fmt("%s: %s", e, r.device)
+  elseif e == "hotplug" then
+    return fmt("hotplug: %s%s", r.device,
+      r.hint and " (exit hint: " .. r.hint .. ")" or "")
   elseif e == "idle" then
     return fmt("idle %g ms", r.ms)
   elseif e == "timer" then
@@ -588,7 +738,7 @@ function Recorder:dump()
     local indent = (r.event == "hotplug" or r.event == "death" or
       r.event == "fork" or
       r.event == "idle" or r.event == "static" or r.event == "push" or
-      r.event == "exit") and "" or "    "
+      r.event == "hangup") and "" or "    "
     lines[i] = fmt("%8s ms  %s%s", tostring(r.at), indent, describe(r))
   end
   local c = self:counters()
@@ -614,12 +764,23 @@ Vm.__index = Vm
 
 -- A fake uffd: an eventfd adopted as a uffd that does not own it (epoll
 -- and close only); events come from a queue through m.read_events.
-local function new_device(self, name, dynamic)
+--
+-- A hot-plugged device may have an exit hint (hint = "pidfd" or
+-- "hangup"): an eventfd the kit writes to when the device dies (or hangs
+-- up), registered as { pidfd = ev, pid = P } (the monitor takes it over
+-- and closes it, as a real pidfd) or { hint = ev, events = EPOLLIN, pid =
+-- P } (borrowed, as a socket: the kit closes it).  P is made up.
+local function new_device(self, name, dynamic, hint)
   local ev = assert(ufl.eventfd())
   local u = assert(ufl.adopt(ev:fd(), { check = false, own = false }))
   self.ndevices = self.ndevices + 1
   local d = { name = name, uffd = u, dynamic = dynamic, dead = false,
     base = BASE + (self.ndevices - 1) * SPAN }
+  if hint then
+    d.hint, d.hint_fd = hint, assert(ufl.eventfd())
+    d.pid = FAKE_PID + self.ndevices
+    self.hint_fds[#self.hint_fds + 1] = d.hint_fd
+  end
   self.dev_ev[u], self.dev_of[u], self.queue[u] = ev, d, { first = 1, last = 0 }
   self.present[u], self.busy[u] = {}, {}
   self.devices[name] = d
@@ -794,39 +955,115 @@ function Vm:static(n)
   return ds
 end
 
---- A hot-plugged process hands over its uffd (named name, default devN).
+local HINT_FORMS = { pidfd = true, hangup = true }
+
+local function check_hint_form(v, argn, fname)
+  if v ~= false and not HINT_FORMS[v] then
+    error(fmt("bad %s to '%s' (hint: \"pidfd\", \"hangup\" or false "
+      .. "expected, got %s)", argn and "argument #" .. argn or
+      "option 'hints'", fname, type(v) == "string" and "'" .. v .. "'" or
+      type(v)), 3)
+  end
+  return v
+end
+
+-- What m:register gets as the device's exit hint.
+local function hint_arg(d)
+  if d.hint == "pidfd" then
+    return { pidfd = d.hint_fd, pid = d.pid }
+  elseif d.hint == "hangup" then
+    return { hint = d.hint_fd, events = ufl.EPOLLIN, pid = d.pid }
+  end
+  return nil
+end
+
+-- Makes the device's exit hint readable (as its pidfd on the exit, its
+-- socket on a hang-up); false when there is none to write to (the
+-- monitor closed a pidfd it did not watch: a policy without on_exit).
+local function fire_hint(d)
+  local ev = d.hint_fd
+  if ev and not ev:is_closed() then
+    ev:write(1)
+    return true
+  end
+  return false
+end
+
+--- A hot-plugged process hands over its uffd (named name, default devN),
+-- with an exit hint (opts.hint: "pidfd", the default, or "hangup", as
+-- the vm's hints option; false: none).
 -- @treturn table the device: name, uffd, dynamic, dead, base (address of
---   its fake memory)
-function Vm:hotplug(name)
+--   its fake memory), hint, pid (made up)
+function Vm:hotplug(name, opts)
   begin(self)
+  if type(name) == "table" and opts == nil then
+    name, opts = nil, name
+  end
   if name ~= nil and (type(name) ~= "string" or self.devices[name]) then
     error("bad argument #1 to 'hotplug' (new device name expected)", 2)
   end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #2 to 'hotplug' (table or nil expected, got "
+      .. type(opts) .. ")", 2)
+  end
+  local hint = self.hints
+  if opts and opts.hint ~= nil then
+    hint = check_hint_form(opts.hint, 2, "hotplug")
+  end
   self.nhot = self.nhot + 1
-  local d = new_device(self, name or ("dev" .. self.nhot), true)
-  add(self, { event = "hotplug", device = d.name })
-  host_action(self, function(m) m:register(d.uffd) end)
+  local d = new_device(self, name or ("dev" .. self.nhot), true, hint)
+  add(self, { event = "hotplug", device = d.name, hint = d.hint })
+  host_action(self, function(m) m:register(d.uffd, hint_arg(d)) end)
   settle(self)
   return d
 end
 
 --- The device's process dies: its uffd goes silent and the checker calls
--- it dead from now on.  With opts.hint, the host also tells the monitor
--- (an exit hint: needs a monitor with m:exit_hint(u); raises otherwise).
+-- it dead from now on (opts.linger_ms: only that many ms later — an
+-- exited process's mm may outlive it a moment, and the probes of its exit
+-- hint say alive until then).  Its exit hint, if it has one, fires (a
+-- pidfd always does on the exit); opts.hint = false: it does not (a
+-- socket shared with another process never hangs up); opts.hint = true:
+-- it must (raises for a device without one).
 function Vm:kill(dev, opts)
   begin(self)
   local d = device_of(self, dev, 1, "kill")
-  d.dead = true
-  self.dead[d.uffd] = true
-  add(self, { event = "death", device = d.name })
-  if opts and opts.hint then
-    -- Extension point: exit hints reach the monitor as a host call.
-    if type(self.m.exit_hint) ~= "function" then
-      error("kill: this monitor takes no exit hints (no m:exit_hint)", 2)
-    end
-    add(self, { event = "exit", device = d.name })
-    host_action(self, function(m) m:exit_hint(d.uffd) end)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #2 to 'kill' (table or nil expected, got "
+      .. type(opts) .. ")", 2)
   end
+  opts = opts or {}
+  local linger = opts.linger_ms
+  if linger ~= nil and (type(linger) ~= "number" or linger < 0 or
+      linger ~= linger or linger == huge) then
+    error("bad argument #2 to 'kill' (linger_ms: non-negative number)", 2)
+  end
+  if opts.hint == true and not d.hint then
+    error(fmt("kill: %s has no exit hint (registered without one)", d.name),
+      2)
+  end
+  d.dead = true
+  if self.dead[d.uffd] == nil then
+    self.dead[d.uffd] = self.now + (linger or 0)
+  end
+  local fired = opts.hint ~= false and d.hint ~= nil and fire_hint(d)
+  add(self, { event = "death", device = d.name, hint = fired or nil,
+    linger_ms = linger })
+  settle(self)
+end
+
+--- The device's exit hint fires while its process lives on: a socket
+-- closed by a live device, a pid that named another process.  The
+-- monitor's probes say alive; it retries (exit_retries, exit_retry_ms on
+-- the virtual clock: vm:idle) and gives up, the device kept and served.
+function Vm:hangup(dev)
+  begin(self)
+  local d = device_of(self, dev, 1, "hangup")
+  if not d.hint then
+    error(fmt("hangup: %s has no exit hint (registered without one)",
+      d.name), 2)
+  end
+  add(self, { event = "hangup", device = d.name, hint = fire_hint(d) })
   settle(self)
 end
 
@@ -985,6 +1222,16 @@ function Vm:device(name)
   return self.devices[name]
 end
 
+-- After m:close (which ends every hint, closing the pidfds it owns).
+local function close_hint_fds(self)
+  for _, ev in ipairs(self.hint_fds) do
+    if not ev:is_closed() then
+      ev:close()
+    end
+  end
+  self.hint_fds = {}
+end
+
 --- Closes the monitor, the list and every fake fd.
 function Vm:close()
   if self.closed then
@@ -1005,11 +1252,13 @@ function Vm:close()
   for _, t in ipairs(self.timers) do
     t.ev:close()
   end
+  close_hint_fds(self)
 end
 
 -- testing.vm's own options; the fakes' seams are the kit's.
 local KIT_OPTS = { static = true, on_error = true, list = true, clock = true,
-  read_events = true, fill = true, wake = true, timerfd = true }
+  read_events = true, fill = true, wake = true, timerfd = true,
+  hints = true }
 
 --- A fake VM running the real monitor with the given policy.
 -- @tparam[opt] table opts policy (a ready policy's name, a file path or a
@@ -1027,14 +1276,22 @@ function M.vm(opts)
     error("bad argument #1 to 'vm' (table expected, got " .. type(opts) ..
       ")", 2)
   end
+  local hints = "pidfd"
+  if opts.hints ~= nil then
+    hints = check_hint_form(opts.hints, nil, "vm")
+  end
   local self = { now = 0, wait_start = 0, ndevices = 0, nhot = 0,
     devices = {}, dev_ev = {}, dev_of = {}, queue = {},
     present = {}, busy = {}, dead = {}, timers = {}, actions = {}, scratch = {},
-    scratch_evs = {}, rounds = 0, names = {} }
+    scratch_evs = {}, rounds = 0, names = {}, hints = hints, hint_fds = {} }
   local main = new_device(self, "main", false)
+  -- dead: u -> the virtual ms from which the checker calls it dead
   local checker = {
     register = function() return true end,
-    is_dead = function(_, u) return self.dead[u] == true end,
+    is_dead = function(_, u)
+      local t = self.dead[u]
+      return t ~= nil and self.now >= t
+    end,
     reset = function() return true end,
   }
   local list = assert(ufl.list(main.uffd, checker))
@@ -1067,6 +1324,7 @@ function M.vm(opts)
     for _, t in ipairs(self.timers) do
       t.ev:close()
     end
+    close_hint_fds(self)
     -- monitor.new raised it with its own position in front
     error((tostring(m):gsub("^[^\n]-monitor%.lua:%d+: ", "")), 2)
   end
@@ -1097,9 +1355,11 @@ end
 -- --------------------------------------------------------- the checker
 
 --- The standard lifecycle `uffdlist-policy check` runs: 2 static devices
--- and the static setup; 3 hot-plugs; a read and a write fault on static1
--- and on dev1; dev2 dies, a 4th hot-plug; idle for the span; dev1 and
--- dev4 die, a write fault on dev3; idle for the span again.  The span is
+-- and the static setup; 3 hot-plugs (each with an exit hint, a pidfd);
+-- a read and a write fault on static1 and on dev1; dev2 dies (its hint
+-- fires), a 4th hot-plug; idle for the span; dev1 and dev4 die (their
+-- hints fire), dev3 hangs up and lives on (its hint fires: the probes say
+-- alive), a write fault on dev3; idle for the span again.  The span is
 -- 3 × the policy's idle_ms or timer_ms, at least 1 s, at most 60 s.
 -- @tparam vm vm a vm made with static = false
 function M.standard_scenario(vm)
@@ -1120,6 +1380,7 @@ function M.standard_scenario(vm)
   vm:idle(span)
   vm:kill("dev1")
   vm:kill("dev4")
+  vm:hangup("dev3")
   vm:fault("dev3", nil, "write")
   vm:idle(span)
   return vm
