@@ -164,6 +164,33 @@ describe("real kernel", function()
     ctx:close(); grand:close(); u:close(); map:close()
   end)
 
+  it("adopt reads a uffd's features from its fdinfo, checks `features`, "
+    .. "and leaves the fd as it was when it refuses", function()
+    local fcntl = require "posix.fcntl"
+    local u = assert(ufl.create(ufl.FEATURE_MISSING_SHMEM))
+    local fd = assert(fcntl.fcntl(u:fd(), fcntl.F_DUPFD, 0)) -- no CLOEXEC
+    local a, msg, errno, lack = ufl.adopt(fd, { features = ufl.DEFAULT_FEATURES })
+    assert.is_nil(a)
+    assert.are.equal(E.EOPNOTSUPP, errno)
+    assert.matches("lacks features", msg)
+    assert.are.equal(ufl.FEATURE_EVENT_REMOVE, lack)
+    assert.are.equal(0, fcntl.fcntl(fd, fcntl.F_GETFD) % 2) -- untouched
+    a = assert(ufl.adopt(fd))
+    assert.are.equal(ufl.FEATURE_MISSING_SHMEM, a:features())
+    assert.are.equal(u:ioctls(), a:ioctls())
+    assert.are.equal(1, fcntl.fcntl(fd, fcntl.F_GETFD) % 2)  -- FD_CLOEXEC
+    assert.is_false(a:restore_nonblock())
+    assert.are.equal(0, fcntl.fcntl(fd, fcntl.F_SETFL, 0))
+    assert.is_true(a:restore_nonblock())
+    a:close()
+    assert.has_error(function() a:restore_nonblock() end,
+      "attempt to use a closed uffdlist.uffd")
+    assert.has_error(function() ufl.adopt(u:fd(), { features = "x" }) end)
+    assert.has_error(function() ufl.recv(u:fd(), { features = -1 }) end)
+    assert.has_error(function() ufl.adopt(u:fd(), 5) end)
+    u:close()
+  end)
+
   it("refuses to adopt an fd that is not a userfaultfd", function()
     local e = assert(ufl.eventfd())
     local u, msg, errno = ufl.adopt(e:fd())
