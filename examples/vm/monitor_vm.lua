@@ -476,10 +476,14 @@ end
 local function drain(s, m)
   local p = m.policy
   local ms = max(DRAIN_MIN_MS, 3 * (p.idle_ms or 0), 3 * (p.timer_ms or 0))
-  local stop = now_ms() + ms
+  local t0, rounds0 = now_ms(), m.stats.rounds
+  local stop = t0 + ms
   while now_ms() < stop do
     step(s, m)
   end
+  -- with the VM gone the loop must idle, not spin (rounds per second)
+  s.r.drain_ms = now_ms() - t0
+  s.r.drain_rounds = m.stats.rounds - rounds0
 end
 
 -- ------------------------------------------------------------ the end
