@@ -245,6 +245,13 @@ describe("uffdlist-vm end to end #luajit", function()
         ("a step took %.1f ms with a %d ms timeout"):format(r.step_max_ms,
           r.step_max_timeout_ms))
     end)
+
+    it("does not spin: the quiet loop waits its timeout", function()
+      local r = ctx.r
+      local per_s = r.drain_rounds / (r.drain_ms / 1000)
+      assert.is_true(per_s <= 50, ("%.0f rounds a second while quiet")
+        :format(per_s))
+    end)
   end)
 
   -- Issue 7, "Done when": a hostile policy among well-behaved processes.
