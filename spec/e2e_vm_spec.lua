@@ -262,11 +262,11 @@ describe("uffdlist-vm end to end #luajit", function()
   local STEP_SLACK_MS = 30     -- fills and the loop's own work in a step
   local RSS_SLACK_MB = 32      -- doc/security.md: allocator margin, garbage
 
-  local function hostile_run(file)
+  local function hostile_run(file, extra)
     local ctx = {}
     lazy_setup(function()
       assert.is_true(build(), "cannot build " .. BIN)
-      ctx.code, ctx.r, ctx.host, ctx.err = run_vm(file)
+      ctx.code, ctx.r, ctx.host, ctx.err = run_vm(file, extra)
     end)
 
     it("serves the VM: every page verified, 0 mismatches", function()
@@ -324,6 +324,7 @@ describe("uffdlist-vm end to end #luajit", function()
       -- what the dropped policy held was freed
       assert.is_true(r.lua_end_kb / 1024 < RSS_SLACK_MB, r.lua_end_kb)
     end)
+    return ctx
   end
 
   describe("hostile policy spec/policies/hostile_vm.lua", function()
@@ -332,6 +333,20 @@ describe("uffdlist-vm end to end #luajit", function()
 
   describe("hoarding policy spec/policies/hoard_vm.lua", function()
     hostile_run("spec/policies/hoard_vm.lua")
+  end)
+
+  -- Both boundaries attacked in one VM: the hostile policy and the device
+  -- that keeps clearing O_NONBLOCK, among the well-behaved processes.
+  describe("a hostile device and a hostile policy in one VM", function()
+    local ctx = hostile_run("spec/policies/hostile_vm.lua", "--hostile-device")
+
+    it("quarantines the device once and still serves the rest", function()
+      local r = ctx.r
+      assert.is_true(r.hostile_device)
+      assert.are.equal(1, r.quarantined)
+      assert.truthy(r.quarantine_messages[1]:match("^dynamic entry %d+: EPOLLERR"),
+        r.quarantine_messages[1])
+    end)
   end)
 
   describe("flags", function()
