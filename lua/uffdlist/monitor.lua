@@ -815,27 +815,35 @@ local DONE, EXISTS, GONE, BUSY, FAILED = "done", "exists", "gone", "parked",
 
 -- Fills [addr, addr+len), copying the rest after a partial copy.
 -- Returns the outcome, and for BUSY/FAILED the range left, msg, errno.
+-- No loop (a partial copy tail-calls for the rest): a loop here would be
+-- an inner loop of every trace through serve and dispatch, and LuaJIT
+-- aborts those ("inner loop in root trace"), leaving the fault path to
+-- the interpreter.  The plain success is tested before ufl.outcome.
 local function fill_range(self, fill, u, addr, len)
-  while true do
-    local how, _, msg, errno, count = outcome(protected(fill, u, addr, len))
-    if how == "done" then
-      return DONE
-    elseif how == "partial" then
-      self.stats.partial = self.stats.partial + 1
-      if count >= len then
-        return DONE
-      end
-      addr, len = addr + count, len - count
-    elseif how == "process_gone" then
-      return GONE
-    elseif how == "page_exists" then
-      return EXISTS
-    elseif how == "map_changing" then
-      return BUSY, addr, len
-    else
-      return FAILED, addr, len, msg, errno
-    end
+  local ok, n, msg, errno, count = pcall(fill, u, addr, len)
+  if ok and n ~= nil then
+    return DONE
   end
+  if not ok then
+    n, msg, errno, count = nil, "raised: " .. errstr(n), nil, nil
+  end
+  local how = outcome(n, msg, errno, count)
+  if how == "done" then
+    return DONE
+  elseif how == "partial" then
+    self.stats.partial = self.stats.partial + 1
+    if count >= len then
+      return DONE
+    end
+    return fill_range(self, fill, u, addr + count, len - count)
+  elseif how == "process_gone" then
+    return GONE
+  elseif how == "page_exists" then
+    return EXISTS
+  elseif how == "map_changing" then
+    return BUSY, addr, len
+  end
+  return FAILED, addr, len, msg, errno
 end
 
 -- EEXIST does not wake the faulting thread.
@@ -991,13 +999,29 @@ end
 
 local function keep_events(self, n)
   local buf, pool = self.evbuf, self.evpool
-  for i = 1, n do
-    pool[i] = buf[i]
+  if n == 1 then   -- no loop for the usual read: see read_and_dispatch
+    pool[1] = buf[1]
+  else
+    for i = 1, n do
+      pool[i] = buf[i]
+    end
   end
   if n > self.npool then
     self.npool = n
   end
   self.evlen = n
+end
+
+-- One event of a batch: after ESRCH the rest is dropped, but fork events.
+local function dispatch_one(self, u, ev)
+  if not self.drop or ev.kind == "fork" then
+    dispatch(self, u, ev)
+  else
+    self.stats.dropped = self.stats.dropped + 1
+  end
+  if ev.kind == "fork" then
+    ev.uffd = nil   -- handed over; the pool must not keep it alive
+  end
 end
 
 -- Reads at most `batch` events of u and dispatches them.  After ESRCH the
@@ -1023,15 +1047,14 @@ local function read_and_dispatch(self, u)
   end
   keep_events(self, n)
   self.drop = false
-  for i = 1, n do
-    local ev = buf[i]
-    if not self.drop or ev.kind == "fork" then
-      dispatch(self, u, ev)
-    else
-      self.stats.dropped = self.stats.dropped + 1
-    end
-    if ev.kind == "fork" then
-      ev.uffd = nil   -- handed over; the pool must not keep it alive
+  -- One event (the usual read) without the loop: a trace entering
+  -- read_and_dispatch would abort on leaving the loop ("leaving loop in
+  -- root trace"), and the fault path would run in the interpreter.
+  if n == 1 then
+    dispatch_one(self, u, buf[1])
+  else
+    for i = 1, n do
+      dispatch_one(self, u, buf[i])
     end
   end
   self.drop = false
