@@ -542,15 +542,26 @@ static size_t gc_hints(lua_State *L, struct lufl_list *ls, int envidx,
 	ensure_gcbuf(L, ls, envidx, n);
 	for (k = 0; k < n; k++) {
 		char field[32];
+		lua_Number v;
 		int64_t i;
 
 		lua_rawgeti(L, onlyidx, (int)k + 1);
-		snprintf(field, sizeof(field), "only[%d]", (int)k + 1);
-		i = field_int(L, 2, lua_gettop(L), field);
-		if ((uint64_t)i > ls->l.len)
-			luaL_argerror(L, 2, lua_pushfstring(L,
-				"%s: index %d out of range (list has %d "
-				"entries)", field, (int)i, (int)ls->l.len));
+		v = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : 0;
+		/* The usual hint, a valid index, without naming the field: a
+		 * snprintf per hint was a third of a one-entry gc{only}
+		 * (bench/README.md, collect_one).  NaN fails the test too. */
+		if (v >= 1 && v <= (lua_Number)ls->l.len &&
+		    (lua_Number)(int64_t)v == v) {
+			i = (int64_t)v;
+		} else {
+			snprintf(field, sizeof(field), "only[%d]", (int)k + 1);
+			i = field_int(L, 2, lua_gettop(L), field);
+			if ((uint64_t)i > ls->l.len)
+				luaL_argerror(L, 2, lua_pushfstring(L,
+					"%s: index %d out of range (list has "
+					"%d entries)", field, (int)i,
+					(int)ls->l.len));
+		}
 		lua_pop(L, 1);
 		ls->gcbuf[k] = ls->l.entries[i - 1];
 	}
