@@ -407,15 +407,16 @@ if has_budget and wanted("gc_pause") then
   local function serve_run(collect)
     fc:reset()
     fc:go()
-    local passes, n = 0, 0
+    local passes = 0
     while not fc:done() do
-      -- The collector yields to the thread it just woke: after a round
-      -- that served a fault it blocks in the wait (the woken child runs
-      -- on this cpu and faults again); after an idle round it polls, so
-      -- collection runs at full speed while nothing faults.  A wait(0)
-      -- after every step would keep the cpu from the child until the
-      -- scheduler preempts the collector (milliseconds: the old figure).
-      n = wait(listA, (collect and n == 0) and 0 or 5, ready)
+      -- The collector never polls: every round blocks in the wait (at
+      -- most 1 ms while collecting), then runs one budgeted step.  On a
+      -- shared cpu the child it just woke runs first, and when nothing
+      -- faults the collector still makes 1,000 steps a second without
+      -- spinning.  A wait(0) between steps (the first version) kept the
+      -- cpu from the child until the scheduler preempted the collector:
+      -- that measured the scheduler's slice, not the step.
+      local n = wait(listA, collect and 1 or 5, ready)
       for i = 1, n do
         local u = get(listA, ready[i])
         local m = u:read_events(evs, 64)
