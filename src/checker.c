@@ -66,7 +66,10 @@ int ufl_dead_checker_register(struct ufl_dead_checker *c, struct ufl_uffd *u)
 {
 	if (!c->page)
 		return -EBADF;
-	if (u->creator == getpid())
+	/* creator 0 (unknown: adopted or received) is never this process;
+	 * testing it first spares the getpid(2) syscall (glibc does not
+	 * cache it) on every hot-plug of a device's uffd (bench: register). */
+	if (u->creator != 0 && u->creator == getpid())
 		return -EDEADLK; /* see the header */
 	/* EINVAL here: no vma at the page's address in the uffd's process
 	 * (fs/userfaultfd.c, userfaultfd_register) — exec'd, or not forked
