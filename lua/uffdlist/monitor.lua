@@ -1247,7 +1247,7 @@ function Monitor:pollfd()
 end
 
 --- "r": pollfd() is polled for reading.
-function Monitor:events()
+function Monitor:events() -- luacheck: no unused args (a pollable's method)
   return "r"
 end
 
