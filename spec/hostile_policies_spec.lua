@@ -11,13 +11,8 @@ local PS = ufl.page_size()
 local BASE = 0x7f0000000000
 local DIR = "spec/policies/"
 
-local function write_tmp(src)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "wb"))
-  f:write(src)
-  f:close()
-  return path
-end
+local files = require "spec.helpers.files"
+local write_tmp = files.write_tmp
 
 describe("hostile policy", function()
   local w, list, ctx, m, errors, fills

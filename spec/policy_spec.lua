@@ -7,13 +7,8 @@ local fake = require "helpers.fake"
 local PS = ufl.page_size()
 local BASE = 0x7f0000000000
 
-local function write_tmp(src)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "wb"))
-  f:write(src)
-  f:close()
-  return path
-end
+local files = require "spec.helpers.files"
+local write_tmp = files.write_tmp
 
 describe("policy", function()
   local w, list, ctx, m, errors, now

@@ -7,13 +7,8 @@ local child = require "spec.helpers.child"
 
 local PS = ufl.page_size()
 
-local function tmpfile(src)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "w"))
-  f:write(src)
-  f:close()
-  return path
-end
+local files = require "spec.helpers.files"
+local tmpfile = files.write_tmp
 
 -- Every value in the trace is plain data: no function, userdata, thread,
 -- no metatable.
