@@ -45,9 +45,8 @@ local ESRCH, EEXIST, EAGAIN = ufl.errno.ESRCH, ufl.errno.EEXIST,
 
 local M = {}
 
--- The hooks a policy may have (the policy module's list when it has one).
-local HOOKS = policy_mod.HOOKS or { "on_register", "on_static_complete",
-  "on_fault", "on_idle", "after_batch", "on_timer" }
+-- The hooks a policy may have.
+local HOOKS = policy_mod.HOOKS
 
 -- Flags of a pagefault message (linux/userfaultfd.h).
 local FLAG_WRITE, FLAG_WP, FLAG_MINOR = 1, 2, 4
