@@ -533,9 +533,11 @@ function M.observe(m, opts)
 end
 
 --- The recorder's counters and a copy of the monitor's stats, one flat
--- table: gcs, collected, faults, pages_served, wakes, hook_calls,
--- hook_errors, budget_overruns, fallbacks, policy_changes, errors, and
--- (from m.stats) registered, dynamic, rounds, dropped, parked, ...
+-- table: gcs, collected, probes, faults, pages_served, wakes, timers,
+-- hook_calls, hook_errors, budget_overruns, memory_overruns, bad_answers,
+-- fallbacks, policy_changes, errors (the recorder's win over m.stats'
+-- of the same name), hints and hints_watched (m:hint_count()), and the
+-- other m.stats numbers (registered, dynamic, rounds, exit_hints, ...).
 function Recorder:counters()
   local c = {}
   for k, v in pairs(self.m.stats) do
