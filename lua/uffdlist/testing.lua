@@ -1233,16 +1233,11 @@ local function close_hint_fds(self)
   self.hint_fds = {}
 end
 
---- Closes the monitor, the list and every fake fd.
-function Vm:close()
-  if self.closed then
-    return
-  end
-  self.closed = true
-  self.m:close()
-  self.control:close()
-  local ctx = self.real_list:waitctx()
-  self.real_list:close()
+-- Closes the list (with its waitctx) and every fake fd: the devices'
+-- uffds the list no longer holds, their eventfds, timers, hint fds.
+local function close_fakes(self, list)
+  local ctx = list:waitctx()
+  list:close()
   ctx:close()
   for u, ev in pairs(self.dev_ev) do
     if not u:is_closed() then
@@ -1254,6 +1249,17 @@ function Vm:close()
     t.ev:close()
   end
   close_hint_fds(self)
+end
+
+--- Closes the monitor, the list and every fake fd.
+function Vm:close()
+  if self.closed then
+    return
+  end
+  self.closed = true
+  self.m:close()
+  self.control:close()
+  close_fakes(self, self.real_list)
 end
 
 -- testing.vm's own options; the fakes' seams are the kit's.
@@ -1316,16 +1322,7 @@ function M.vm(opts)
   mopts.on_error = function() end
   local ok, m = pcall(monitor.new, mopts)
   if not ok then
-    local ctx = list:waitctx()
-    list:close()
-    ctx:close()
-    for _, ev in pairs(self.dev_ev) do
-      ev:close()
-    end
-    for _, t in ipairs(self.timers) do
-      t.ev:close()
-    end
-    close_hint_fds(self)
+    close_fakes(self, list)
     -- monitor.new raised it with its own position in front
     error((tostring(m):gsub("^[^\n]-monitor%.lua:%d+: ", "")), 2)
   end
