@@ -887,6 +887,12 @@ describe("uffdlist binding misuse", function()
 
   describe("read_events", function()
     it("wraps a FORK event's fd in an owned uffd at once", function()
+      local probe = ufl.create(ufl.DEFAULT_FEATURES + ufl.FEATURE_EVENT_FORK)
+      if not probe then
+        pending("UFFD_FEATURE_EVENT_FORK needs CAP_SYS_PTRACE")
+        return
+      end
+      probe:close()
       local before = settled_nfds()
       local priv = assert(ufl.mmap_anon(PS))
       local a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM, 0)

@@ -31,6 +31,9 @@ for _, decl in ipairs(has_ffi and {
   "int pthread_create(uffdlist_spec_pthread_t *, const void *, void *(*)(void *), void *);",
   "int pthread_join(uffdlist_spec_pthread_t, void **);",
   "size_t strlen(const char *);",
+  "long syscall(long, ...);",
+  "int ioctl(int, unsigned long, ...);",
+  "struct uffdlist_spec_uffdio_api { uint64_t api, features, ioctls; };",
 } or {}) do
   pcall(ffi.cdef, decl) -- already declared when another spec file did
 end
@@ -74,6 +77,37 @@ local function join_strlen_thread(th)
   assert(ffi.C.pthread_join(th[0], ret) == 0)
   return tonumber(ffi.cast("uintptr_t", ret[0]))
 end
+
+-- A uffd made by hand (x86-64 numbers: SYS_userfaultfd 323, UFFDIO_API
+-- _IOWR(0xAA, 0x3F, struct uffdio_api)): `flags` for userfaultfd(2)
+-- (0: neither O_CLOEXEC nor O_NONBLOCK), UFFDIO_API with `features`
+-- unless features is nil.  Returns the fd.
+local function raw_uffd(flags, features)
+  local fd = tonumber(ffi.C.syscall(323, ffi.cast("long", flags)))
+  if fd < 0 then -- unprivileged: UFFD_USER_MODE_ONLY (1)
+    fd = tonumber(ffi.C.syscall(323, ffi.cast("long", flags + 1)))
+  end
+  assert(fd >= 0, "userfaultfd(2) failed")
+  if features then
+    local a = ffi.new("struct uffdlist_spec_uffdio_api")
+    a.api, a.features = 0xAA, features
+    assert(ffi.C.ioctl(fd, ffi.cast("unsigned long", 0xc018aa3f), a) == 0,
+      "UFFDIO_API failed")
+  end
+  return fd
+end
+
+-- Whether userfaultfd(2) itself can be called here (valgrind, for one,
+-- does not know the syscall: it answers ENOSYS).
+local function raw_uffd_works()
+  if not has_ffi then return false end
+  local ok, fd = pcall(raw_uffd, 0x80000 + 0x800, nil) -- O_CLOEXEC|O_NONBLOCK
+  if ok then require("posix.unistd").close(fd) end
+  return ok
+end
+
+-- Whether a flag bit (a power of two) is set.
+local function has_bit(x, bit) return math.floor(x / bit) % 2 == 1 end
 
 -- The 4 bytes of a C int (little-endian, x86-64).
 local function int_bytes(n)
@@ -422,14 +456,20 @@ describe("hostile devices #luajit", function()
     -- A: 16 threads, each walking its own 1024 pages with strlen: every
     -- page is a fault, served with letters (no NUL) so the walk goes on,
     -- up to 16 faults pending at once.  Once B is done, A's pages are
-    -- zero pages: each walk ends at its next fault.
+    -- zero pages: each walk ends at its next fault — except the first page
+    -- of each walk, always letters.  (It was not: on a loaded machine a
+    -- thread could be scheduled for its first access only after B was
+    -- done, saw a zero page at once, strlen 0, and A exited 1: the 3
+    -- failures in 46 runs.  Each walk now ends after at least one page.)
     local T, P, K = 16, 1024, 32
     local b_done = false
     local amap = assert(ufl.mmap_anon(T * P * PAGE, false))
     maps[#maps + 1] = amap
     regions[#regions + 1] = { addr = amap:addr(), len = amap:len(),
       faults = 0,
-      content = function() return not b_done and pattern(0, 0) or nil end }
+      content = function(i)
+        return (not b_done or i % P == 0) and pattern(0, 0) or nil
+      end }
     local bmap = region(K, function(i) return pattern(5, i) end)
     local a = spawn(function(sock)
       send_uffd(sock, amap)
@@ -470,8 +510,24 @@ describe("hostile devices #luajit", function()
     child.signal(a.sock)
     step_until(function() return served[ua] >= 100 end, "A's storm")
     child.signal(b.sock)
+    -- Faults of u not read yet: the "pending:" line of its fdinfo
+    -- (fs/userfaultfd.c, userfaultfd_show_fdinfo).
+    local function unread(u)
+      local f = assert(io.open("/proc/self/fdinfo/" .. u:fd()))
+      local n = tonumber(f:read("*a"):match("pending:%s*(%d+)"))
+      f:close()
+      return n
+    end
     local late, full_rounds, a_during_b = 0, 0, 0
     step_until(function()
+      -- A full batch of A waits before each round (bounded: A's woken
+      -- threads must be scheduled to fault again; on a loaded machine
+      -- that can take a while, and then A gave less than a batch in every
+      -- round B was served: the other flake of this spec).
+      local t0 = ufl.monotonic_ms()
+      while unread(ua) < m.batch and ufl.monotonic_ms() - t0 < 2000 do
+        require("posix.time").nanosleep({ tv_sec = 0, tv_nsec = 200000 })
+      end
       -- B's fault already pending before the round must be served in it.
       local pending = poll.rpoll(ub:fd(), 0) == 1
       local before, a_before = served[ub], served[ua]
@@ -622,6 +678,580 @@ describe("hostile devices #luajit", function()
     end
     errors[1] = nil
     assert.are.equal(1, m:gc())
+    assert_still_serves()
+  end)
+  -- ------------------------------------------ issue 7: devices untrusted
+
+  -- A new monitor over the same list, with device options.
+  local function remonitor(dev)
+    m:close()
+    m = monitor.new {
+      list = list, policy = {}, batch = 4, fill = fill,
+      clock = ufl.monotonic_ms, device = dev,
+      on_error = function(_, what, msg, errno)
+        errors[#errors + 1] = { what = what, msg = msg, errno = errno }
+      end,
+    }
+    m.handlers.pagefault = count_and_serve
+  end
+
+  -- list:quarantine comes with the list's remove/quarantine operations.
+  local function needs_quarantine()
+    if list.quarantine == nil then
+      pending("needs list:quarantine (the list helper's branch)")
+      return true
+    end
+  end
+
+  local function errors_of(what)
+    local out = {}
+    for _, e in ipairs(errors) do
+      if e.what == what then out[#out + 1] = e end
+    end
+    return out
+  end
+
+  -- n rounds of m:step(ms): how many found something ready, and how many
+  -- took longer than ms plus a generous slack (a blocked read takes 3 s).
+  local function idle_rounds(n, ms)
+    local busy, slow = 0, 0
+    for _ = 1, n do
+      local t0 = ufl.monotonic_ms()
+      if m:step(ms) > 0 then busy = busy + 1 end
+      if ufl.monotonic_ms() - t0 > ms + 500 then slow = slow + 1 end
+    end
+    return busy, slow
+  end
+
+  it("a device clearing O_NONBLOCK on its uffd, then faulting: no step "
+    .. "blocks, the flag is set again, the fault is served, the loop idles", function()
+    local map, reg = region(2, function(i) return pattern(11, i) end)
+    local c = spawn(function(sock)
+      local u = send_uffd(sock, map)
+      if not child.await(sock) then return false end
+      local fl = fcntl.fcntl(u:fd(), fcntl.F_GETFL)
+      assert(fcntl.fcntl(u:fd(), fcntl.F_SETFL, fl - fcntl.O_NONBLOCK))
+      child.signal(sock)                                -- "cleared"
+      if not child.await(sock) then return false end    -- "fault now"
+      if map:read(0, PAGE) ~= pattern(11, 0) then return false end
+      -- A monitor stuck in read(2) is freed by the next event: while the
+      -- parent's "done" does not come, a REMOVE each second (then this
+      -- exits 1, and the parent's steps took a second each).
+      for k = 1, 20 do
+        if poll.rpoll(sock, 1000) == 1 then return k == 1 end
+        map:remove(0, PAGE)
+      end
+      return false
+    end)
+    local u = assert(ufl.recv(c.sock))
+    m:register(u)
+    child.signal(c.sock)
+    assert.is_true(await_child(c))
+    assert.is_false(has_bit(fcntl.fcntl(u:fd(), fcntl.F_GETFL), fcntl.O_NONBLOCK))
+    child.signal(c.sock)
+    step_until(function() return reg.faults >= 1 end, "the fault")
+    local busy, slow = idle_rounds(10, 10)
+    child.signal(c.sock)                                -- "done"
+    assert.are.equal(0, slow, "steps that blocked")
+    assert.are.equal(0, busy, "steps that found the uffd ready (EPOLLERR)")
+    assert.is_true(has_bit(fcntl.fcntl(u:fd(), fcntl.F_GETFL), fcntl.O_NONBLOCK))
+    assert.are.same({ "exited", 0 }, { await_exit(c) })
+    assert.are.equal(1, reg.faults)
+    assert.are.same({}, errors)
+    assert.are.equal(1, m:gc())
+    assert_still_serves()
+  end)
+
+  it("a device clearing O_NONBLOCK before each fault: quarantined once, "
+    .. "reported once, removable, and the loop idles", function()
+    if needs_quarantine() then return end
+    remonitor { max_flag_restores = 3 }
+    local npages = 10
+    local map, reg = region(npages, function(i) return pattern(13, i) end)
+    local c = spawn(function(sock)
+      local u = send_uffd(sock, map)
+      if not child.await(sock) then return false end
+      -- Clearing the flag alone wakes no epoll waiter; the fault after it
+      -- makes epoll poll the uffd, which then says EPOLLERR.
+      for i = 0, npages - 1 do
+        local fl = fcntl.fcntl(u:fd(), fcntl.F_GETFL)
+        if has_bit(fl, fcntl.O_NONBLOCK) then
+          fcntl.fcntl(u:fd(), fcntl.F_SETFL, fl - fcntl.O_NONBLOCK)
+        end
+        map:read(i * PAGE, 1)
+      end
+      return child.await(sock)
+    end)
+    local u = assert(ufl.recv(c.sock))
+    m:register(u)
+    child.signal(c.sock)
+    step_until(function() return #errors_of("quarantine") > 0 end, "the quarantine")
+    local faults = reg.faults
+    local busy, slow = idle_rounds(10, 10)
+    assert.are.equal(0, slow)
+    assert.are.equal(0, busy, "a quarantined entry made the loop spin")
+    assert.are.equal(faults, reg.faults)
+    assert(faults >= 3 and faults < npages, "faults " .. faults)
+    local q = errors_of("quarantine")
+    assert.are.equal(1, #q)
+    assert.matches("O_NONBLOCK", q[1].msg)
+    assert.matches("^dynamic entry 2", q[1].msg)
+    assert.is_true(list:is_quarantined(2))
+    assert.are.equal(1, #errors)
+    -- Removable: out of the list and closed.  The device still holds its
+    -- own fd of the uffd, so its blocked fault stays blocked: kill it.
+    local fds = child.count_fds()
+    assert.is_true(m:remove(u))
+    assert.is_true(u:is_closed())
+    assert.are.equal(1, #list)
+    assert.are.equal(fds - 1, child.count_fds())
+    assert.are.equal(1, m.stats.removed)
+    assert.is_false(try_reap(c))
+    child.kill(c)
+    c.exit_how = "killed"
+    errors[1] = nil
+    assert_still_serves()
+  end)
+
+  it("a device sending a uffd without UFFDIO_API: recv refuses it "
+    .. "(EBADFD) and closes it", function()
+    if not raw_uffd_works() then
+      pending("userfaultfd(2) cannot be called here (valgrind?)")
+      return
+    end
+    local c = spawn(function(sock)
+      local fd = raw_uffd(fcntl.O_NONBLOCK, nil)
+      assert(assert(ufl.adopt(fd, { check = false })):send(sock))
+      return true
+    end)
+    assert.are.equal(1, poll.rpoll(c.sock, WAIT_MS))
+    local n0 = child.count_fds()
+    local u, msg, errno = ufl.recv(c.sock)
+    assert.is_nil(u)
+    assert.are.equal(E.EBADFD, errno)
+    assert.matches("UFFDIO_API", msg)
+    assert.are.equal(n0, child.count_fds(), "the refused fd was kept")
+    assert.are.same({ "exited", 0 }, { await_exit(c) })
+    assert_still_serves()
+  end)
+
+  it("a uffd without the features the monitor needs: recv{features=} "
+    .. "refuses it, and so does m:register (device.features); nothing leaks", function()
+    local c = spawn(function(sock)
+      local u = assert(ufl.create(ufl.FEATURE_MISSING_SHMEM))
+      assert(u:send(sock))
+      assert(u:send(sock))
+      return child.await(sock)
+    end)
+    local n0 = child.count_fds()
+    assert.are.equal(1, poll.rpoll(c.sock, WAIT_MS))
+    local u, msg, errno, lack = ufl.recv(c.sock, { features = ufl.DEFAULT_FEATURES })
+    assert.is_nil(u)
+    assert.are.equal(E.EOPNOTSUPP, errno)
+    assert.matches("lacks features", msg)
+    assert.are.equal(ufl.FEATURE_EVENT_REMOVE, lack)
+    assert.are.equal(n0, child.count_fds())
+    remonitor { features = ufl.DEFAULT_FEATURES }
+    u = assert(ufl.recv(c.sock))
+    assert.are.equal(ufl.FEATURE_MISSING_SHMEM, u:features()) -- from fdinfo
+    m:register(u)
+    assert.is_true(u:is_closed())
+    assert.are.equal(1, #errors)
+    assert.are.equal("register", errors[1].what)
+    assert.matches("lacks features", errors[1].msg)
+    assert.are.equal(n0, child.count_fds())
+    child.signal(c.sock)
+    assert.are.same({ "exited", 0 }, { await_exit(c) })
+    errors[1] = nil
+    assert_still_serves()
+  end)
+
+  it("a uffd with minor faults enabled is refused by a monitor that does "
+    .. "not serve them", function()
+    if not ufl.FEATURE_MINOR_SHMEM then return pending("no FEATURE_MINOR_SHMEM") end
+    local c = spawn(function(sock)
+      local u = assert(ufl.create(ufl.DEFAULT_FEATURES + ufl.FEATURE_MINOR_SHMEM))
+      assert(u:send(sock))
+      return child.await(sock)
+    end)
+    local u = assert(ufl.recv(c.sock))
+    m:register(u)
+    assert.is_true(u:is_closed())
+    assert.are.equal(1, #errors)
+    assert.matches("does not serve minor faults", errors[1].msg)
+    child.signal(c.sock)
+    assert.are.same({ "exited", 0 }, { await_exit(c) })
+    errors[1] = nil
+    assert_still_serves()
+  end)
+
+  it("a device registering its range for minor faults: a monitor with "
+    .. "serve_minor maps the page already in the page cache (UFFDIO_CONTINUE)", function()
+    if not (ufl.FEATURE_MINOR_SHMEM and ufl.REGISTER_MINOR) then
+      return pending("no minor faults on this kernel")
+    end
+    remonitor { serve_minor = true }
+    local map = region(1)
+    local c = spawn(function(sock)
+      local u = assert(ufl.create(ufl.DEFAULT_FEATURES + ufl.FEATURE_MINOR_SHMEM))
+      assert(u:register(map:addr(), PAGE, ufl.REGISTER_MINOR))
+      assert(u:send(sock))
+      if not child.await(sock) then return false end
+      return map:read(0, PAGE) == pattern(14, 0)  -- a minor fault
+    end)
+    local u = assert(ufl.recv(c.sock))
+    m:register(u)
+    assert.are.equal(2, u:index())
+    -- In the page cache (shmem), not mapped in the child: its access is a
+    -- minor fault, the page's content is what we wrote.
+    assert(map:write(0, pattern(14, 0)))
+    child.signal(c.sock)
+    assert.are.same({ "exited", 0 }, { await_exit(c) })
+    assert.are.equal(1, m.stats.served_special)
+    assert.are.same({}, errors)
+    assert.are.equal(1, m:gc())
+    assert_still_serves()
+  end)
+
+  -- A device whose page 0 of a private mapping is write-protected by its
+  -- own uffd (REGISTER_WP): on "go" it writes there (a WP fault).
+  local function wp_device(map)
+    return spawn(function(sock)
+      assert(map:write(0, "a"))           -- present, then protected
+      local u = assert(ufl.create())
+      assert(u:register(map:addr(), PAGE, ufl.REGISTER_WP))
+      assert(u:writeprotect(map:addr(), PAGE, true))
+      assert(u:send(sock))
+      if not child.await(sock) then return false end
+      assert(map:write(0, "b"))
+      return map:read(0, 1) == "b"
+    end)
+  end
+
+  it("a device registering its range write-protected: the monitor not "
+    .. "configured for it quarantines the entry once, no livelock", function()
+    local map = assert(ufl.mmap_anon(PAGE, false))
+    maps[#maps + 1] = map
+    local c = wp_device(map)
+    local u = assert(ufl.recv(c.sock))
+    m:register(u)
+    child.signal(c.sock)
+    step_until(function() return #errors > 0 end, "the quarantine")
+    local faults = m.stats.faults
+    local busy, slow = idle_rounds(20, 10)
+    assert.are.equal(0, slow)
+    assert.are.equal(0, busy, "rounds with the device ready (a livelock)")
+    assert.are.equal(faults, m.stats.faults, "faults after the quarantine")
+    assert.are.equal(1, faults)
+    assert.are.equal(1, #errors)
+    assert.are.equal("quarantine", errors[1].what)
+    assert.matches("write%-protect fault", errors[1].msg)
+    assert.is_false(try_reap(c)) -- its thread stays blocked
+    child.kill(c)
+    c.exit_how = "killed"
+    errors[1] = nil
+    assert.are.equal(1, m:gc())
+    assert_still_serves()
+  end)
+
+  it("a static device that goes bad is quarantined and reported, never "
+    .. "removed nor closed", function()
+    -- A list of its own with one static device (the shared one has none).
+    local main2 = assert(ufl.create())
+    local list2 = assert(ufl.list(main2, checker))
+    local errs = {}
+    local m2 = monitor.new { list = list2, policy = {}, fill = fill,
+      on_error = function(_, what, msg) errs[#errs + 1] = { what, msg } end }
+    m2:set_num_static_devices(1)
+    local map = assert(ufl.mmap_anon(PAGE, false))
+    maps[#maps + 1] = map
+    local c = wp_device(map)
+    local u = assert(ufl.recv(c.sock))
+    m2:register(u)
+    assert.are.equal(2, u:index())
+    child.signal(c.sock)
+    local deadline = ufl.monotonic_ms() + WAIT_MS
+    while #errs == 0 and ufl.monotonic_ms() < deadline do m2:step(10) end
+    assert.are.equal(1, #errs)
+    assert.are.equal("quarantine", errs[1][1])
+    assert.matches("^static entry 2: write%-protect fault", errs[1][2])
+    assert.is_true(list2:is_quarantined(2))
+    local ok, msg, errno = m2:remove(u)
+    assert.is_nil(ok)
+    assert.are.equal(E.EPERM, errno)
+    assert.matches("never removed", msg)
+    assert.is_false(u:is_closed())
+    assert.are.equal(2, #list2)
+    child.kill(c)
+    c.exit_how = "killed"
+    m2:close()
+    local ctx2 = list2:waitctx()
+    list2:close()
+    ctx2:close()
+    assert.is_true(u:is_closed())   -- closed by list:close, with the list
+  end)
+
+  it("a device registering its range write-protected: a monitor with "
+    .. "serve_wp clears the protection and the write goes through", function()
+    remonitor { serve_wp = true }
+    local map = assert(ufl.mmap_anon(PAGE, false))
+    maps[#maps + 1] = map
+    local c = wp_device(map)
+    local u = assert(ufl.recv(c.sock))
+    m:register(u)
+    child.signal(c.sock)
+    assert.are.same({ "exited", 0 }, { await_exit(c) })
+    assert.are.equal(1, m.stats.served_special)
+    assert.are.same({}, errors)
+    assert.are.equal(1, m:gc())
+    assert_still_serves()
+  end)
+
+  it("a page that exists yet faults again and again (EEXIST, wake, "
+    .. "refault): bounded, the entry quarantined and reported once", function()
+    if needs_quarantine() then return end
+    remonitor { max_exists = 8 }
+    local map, reg = region(1, function() return pattern(12, 0) end)
+    local c = spawn(function(sock)
+      send_uffd(sock, map)
+      if not child.await(sock) then return false end
+      return map:read(0, PAGE) == pattern(12, 0)
+    end)
+    local u = assert(ufl.recv(c.sock))
+    m:register(u)
+    -- The kernel says "page exists" for every fill of this device.
+    m.fill = function(fu, addr, len)
+      if fu == u then return nil, "copy: page exists", E.EEXIST end
+      return fill(fu, addr, len)
+    end
+    child.signal(c.sock)
+    step_until(function() return #errors > 0 end, "the quarantine")
+    local faults = reg.faults
+    local busy = idle_rounds(20, 10)
+    assert.are.equal(0, busy)
+    assert.are.equal(faults, reg.faults, "faults served after the quarantine")
+    assert(faults > 8 and faults <= 10, "faults " .. faults)
+    assert.are.equal(1, #errors)
+    assert.are.equal("quarantine", errors[1].what)
+    assert.matches("livelock", errors[1].msg)
+    child.kill(c)
+    c.exit_how = "killed"
+    errors[1] = nil
+    m.fill = fill
+    assert.are.equal(1, m:gc())
+    assert_still_serves()
+  end)
+
+  -- A device made by hand without O_CLOEXEC (so the kernel gives its fork
+  -- events' fds none either: fs/userfaultfd.c, resolve_userfault_fork uses
+  -- the creation flags) that, on "go", forks n children which sleep until
+  -- it kills them; it tells the monitor how many forks returned.
+  local function forking_device(map, n)
+    local raw = raw_uffd_works()
+    return spawn(function(sock)
+      local features = ufl.DEFAULT_FEATURES + ufl.FEATURE_EVENT_FORK
+      local u
+      if raw then
+        u = assert(ufl.adopt(raw_uffd(0, features)))
+      else  -- valgrind: ufl.create's uffd (O_CLOEXEC already)
+        u = assert(ufl.create(features))
+      end
+      assert(u:register(map:addr(), map:len()))
+      assert(u:send(sock))
+      if not child.await(sock) then return false end
+      local pids = {}
+      for _ = 1, n do
+        local pid = unistd.fork()  -- returns once the monitor read FORK
+        if pid == 0 then   -- sleeps while the device lives
+          local parent = unistd.getppid()
+          while unistd.getppid() == parent do
+            require("posix.time").nanosleep({ tv_sec = 0, tv_nsec = 50000000 })
+          end
+          unistd._exit(0)
+        end
+        pids[#pids + 1] = pid
+      end
+      assert.are.equal(1, unistd.write(sock, string.char(#pids)))
+      child.await(sock)
+      for _, pid in ipairs(pids) do signal.kill(pid, signal.SIGKILL) end
+      for _, pid in ipairs(pids) do wait.wait(pid) end
+      return true
+    end)
+  end
+
+  local function fork_allowed()
+    local u = ufl.create(ufl.DEFAULT_FEATURES + ufl.FEATURE_EVENT_FORK)
+    if not u then
+      pending("UFFD_FEATURE_EVENT_FORK needs CAP_SYS_PTRACE")
+      return false
+    end
+    u:close()
+    return true
+  end
+
+  it("a device forking many children: its fork uffds are capped "
+    .. "(max_forks), the excess closed and reported once, every one FD_CLOEXEC", function()
+    if not fork_allowed() then return end
+    remonitor { max_forks = 3 }
+    local map = region(1)
+    local c = forking_device(map, 10)
+    local u = assert(ufl.recv(c.sock))
+    m:register(u)
+    local nfds = child.count_fds()
+    child.signal(c.sock)
+    step_until(function() return poll.rpoll(c.sock, 0) == 1 end, "the forks")
+    assert.are.equal(10, unistd.read(c.sock, 1):byte())
+    m:step(0)
+    assert.are.equal(5, #list)          -- main, the device, 3 of its children
+    assert.are.equal(7, m.stats.forks_refused)
+    assert.are.equal(nfds + 3, child.count_fds(), "fds beyond the cap")
+    for i = 3, 5 do
+      local fu = list:get(i)
+      assert.are.equal("fork", fu:origin())
+      assert.is_true(has_bit(fcntl.fcntl(fu:fd(), fcntl.F_GETFD), fcntl.FD_CLOEXEC))
+      assert.is_true(has_bit(fcntl.fcntl(fu:fd(), fcntl.F_GETFL), fcntl.O_NONBLOCK))
+    end
+    -- and the monitor's own fds: the epoll fd, the spare, the main uffd
+    for _, fd in ipairs { list:waitctx():fd(), m.dev.spare:fd(), main:fd(), u:fd() } do
+      assert.is_true(has_bit(fcntl.fcntl(fd, fcntl.F_GETFD), fcntl.FD_CLOEXEC))
+    end
+    local f = errors_of("fork")
+    assert.are.equal(1, #f)
+    assert.matches("max_forks", f[1].msg)
+    assert.are.equal(1, #errors)
+    child.signal(c.sock)
+    assert.are.same({ "exited", 0 }, { await_exit(c) })
+    errors[1] = nil
+    assert.are.equal(4, m:gc())
+    assert_still_serves()
+  end)
+
+  it("EMFILE while reading fork events: reported once, each event still "
+    .. "read (its uffd closed), no tight failure loop", function()
+    if not fork_allowed() then return end
+    if os.getenv("UFFDLIST_UNDER_VALGRIND") then
+      -- valgrind keeps fds of its own above the limit it gives us
+      pending("RLIMIT_NOFILE games under valgrind")
+      return
+    end
+    local resource = require "posix.sys.resource"
+    remonitor { max_forks = 1000 }
+    local map = region(1)
+    local N = 12
+    local c = forking_device(map, N)
+    local u = assert(ufl.recv(c.sock))
+    m:register(u)
+    -- Room for 2 more fds: the 3rd fork uffd and on hit EMFILE.  The
+    -- holes below the highest fd are filled first (fillers, closed after).
+    local top = 0
+    for name in require("posix.dirent").files("/proc/self/fd") do
+      top = math.max(top, tonumber(name) or 0)
+    end
+    local fillers = {}
+    while true do
+      local f = assert(fcntl.open("/dev/null", fcntl.O_RDONLY))
+      fillers[#fillers + 1] = f
+      if f >= top then break end
+    end
+    local old = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert(resource.setrlimit(resource.RLIMIT_NOFILE,
+      { rlim_cur = fillers[#fillers] + 3, rlim_max = old.rlim_max }))
+    local ok, err = pcall(function()
+      child.signal(c.sock)
+      local rounds, busy = 0, 0
+      while poll.rpoll(c.sock, 0) ~= 1 do
+        assert(rounds < 2000, "the forks did not finish")
+        rounds = rounds + 1
+        if m:step(10) > 0 then busy = busy + 1 end
+      end
+      -- One round per fork event at most (plus a few): no failure loop.
+      assert(busy <= N + 4, "busy rounds " .. busy)
+      local idle = idle_rounds(10, 10)
+      assert.are.equal(0, idle, "rounds with events after the storm")
+    end)
+    assert(resource.setrlimit(resource.RLIMIT_NOFILE, old))
+    for _, f in ipairs(fillers) do unistd.close(f) end
+    assert(ok, err)
+    assert.are.equal(N, unistd.read(c.sock, 1):byte())
+    assert(m.stats.fd_pressure >= 1)
+    assert(m.stats.forks_refused >= 1)
+    assert.are.equal(N, m.stats.forks_refused + (#list - 2))
+    local f = errors_of("fds")
+    assert.are.equal(1, #f, "EMFILE reported once")
+    assert.are.equal(E.EMFILE, f[1].errno)
+    assert.are.equal(#errors, 1)
+    child.signal(c.sock)
+    assert.are.same({ "exited", 0 }, { await_exit(c) })
+    errors[1] = nil
+    m:gc()
+    assert.are.equal(1, #list)
+    assert_still_serves()
+  end)
+
+  it("a device sending back a dup of the monitor's own main uffd: it "
+    .. "registers and gc does not hang in the checker's reset", function()
+    -- Run in a process of its own (a hang fails it, by timeout, instead
+    -- of hanging busted): a monitor whose main uffd a child sends back.
+    local script = [[
+      local ufl = require "uffdlist"
+      local monitor = require "uffdlist.monitor"
+      local child = require "spec.helpers.child"
+      local checker = assert(ufl.checker())
+      local main = assert(ufl.create())
+      local list = assert(ufl.list(main, checker))
+      local m = monitor.new { list = list, policy = {} }
+      m:set_num_static_devices(0)
+      local c = child.spawn(function(sock)
+        assert(main:send(sock))          -- our inherited copy of it
+        return child.await(sock)
+      end)
+      local u = assert(ufl.recv(c.sock))
+      m:register(u)
+      assert(u:index() == 2, "not registered")
+      assert(m:gc() == 0)
+      assert(m:gc() == 0)
+      child.signal(c.sock)
+      assert(child.reap(c) == 0)
+      print("gc returned")
+    ]]
+    local cmd = "timeout -s KILL 20 " .. (arg and arg[-1] or "luajit")
+      .. " -e " .. ("%q"):format(script):gsub("\\\n", "\n") .. " 2>&1"
+    local f = assert(io.popen(cmd))
+    local out = f:read("*a")
+    f:close()
+    assert.matches("gc returned", out)
+  end)
+
+  it("an exec'd device's uffd: m:register says the checker's page is not "
+    .. "mapped there (exec'd), not a bare EINVAL", function()
+    local c = spawn(function(sock)
+      local script = ("local ufl = require 'uffdlist'; "
+        .. "assert(ufl.create():send(%d)); "
+        .. "require('posix.unistd').read(%d, 1)"):format(sock, sock)
+      unistd.execp(arg and arg[-1] or "luajit", { "-e", script })
+      return false
+    end)
+    assert.are.equal(1, poll.rpoll(c.sock, WAIT_MS))
+    local u = assert(ufl.recv(c.sock))
+    local ok0, msg0, errno0 = list:register(u)   -- the list itself says so
+    assert.is_nil(ok0)
+    assert.are.equal(E.EINVAL, errno0)
+    assert.are.equal("register: checker: probe page not mapped in the "
+      .. "device process (exec'd, or not forked from the checker's creator)", msg0)
+    assert.is_nil(u:index())
+    m:register(u)                                 -- and so does the monitor
+    assert.is_true(u:is_closed())
+    assert.are.equal(1, #errors)
+    assert.are.equal(E.EINVAL, errors[1].errno)
+    assert.matches("exec'd", errors[1].msg)
+    local u2 = assert(ufl.create())
+    local ok, msg = checker:register(u2)  -- our own: refused plainly
+    assert.is_nil(ok)
+    assert.matches("own process", msg)
+    u2:close()
+    child.signal(c.sock)
+    assert.are.same({ "exited", 0 }, { await_exit(c) })
+    errors[1] = nil
     assert_still_serves()
   end)
 end)

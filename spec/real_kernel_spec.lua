@@ -123,8 +123,14 @@ describe("real kernel", function()
   end)
 
   it("delivers a fork event with the grandchild's uffd, which serves its faults", function()
-    local map = assert(ufl.mmap_anon(PAGE, true))
     local features = ufl.DEFAULT_FEATURES + ufl.FEATURE_EVENT_FORK
+    local probe = ufl.create(features)
+    if not probe then
+      pending("UFFD_FEATURE_EVENT_FORK needs CAP_SYS_PTRACE")
+      return
+    end
+    probe:close()
+    local map = assert(ufl.mmap_anon(PAGE, true))
     local c = child.spawn(function(sock)
       if not send_own_uffd(sock, features) then return false end
       local unistd, wait = posix.require "posix.unistd", posix.require "posix.sys.wait"
@@ -157,6 +163,33 @@ describe("real kernel", function()
     assert.are.equal(PAGE, grand:copy(map:addr(), pattern(7)))
     assert.are.equal(0, child.reap(c))
     ctx:close(); grand:close(); u:close(); map:close()
+  end)
+
+  it("adopt reads a uffd's features from its fdinfo, checks `features`, "
+    .. "and leaves the fd as it was when it refuses", function()
+    local fcntl = require "posix.fcntl"
+    local u = assert(ufl.create(ufl.FEATURE_MISSING_SHMEM))
+    local fd = assert(fcntl.fcntl(u:fd(), fcntl.F_DUPFD, 0)) -- no CLOEXEC
+    local a, msg, errno, lack = ufl.adopt(fd, { features = ufl.DEFAULT_FEATURES })
+    assert.is_nil(a)
+    assert.are.equal(E.EOPNOTSUPP, errno)
+    assert.matches("lacks features", msg)
+    assert.are.equal(ufl.FEATURE_EVENT_REMOVE, lack)
+    assert.are.equal(0, fcntl.fcntl(fd, fcntl.F_GETFD) % 2) -- untouched
+    a = assert(ufl.adopt(fd))
+    assert.are.equal(ufl.FEATURE_MISSING_SHMEM, a:features())
+    assert.are.equal(u:ioctls(), a:ioctls())
+    assert.are.equal(1, fcntl.fcntl(fd, fcntl.F_GETFD) % 2)  -- FD_CLOEXEC
+    assert.is_false(a:restore_nonblock())
+    assert.are.equal(0, fcntl.fcntl(fd, fcntl.F_SETFL, 0))
+    assert.is_true(a:restore_nonblock())
+    a:close()
+    assert.has_error(function() a:restore_nonblock() end,
+      "attempt to use a closed uffdlist.uffd")
+    assert.has_error(function() ufl.adopt(u:fd(), { features = "x" }) end)
+    assert.has_error(function() ufl.recv(u:fd(), { features = -1 }) end)
+    assert.has_error(function() ufl.adopt(u:fd(), 5) end)
+    u:close()
   end)
 
   it("refuses to adopt an fd that is not a userfaultfd", function()

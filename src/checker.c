@@ -8,25 +8,51 @@
  * creates the checker exists, at the same address, in every process forked
  * later; it is registered on each dynamic uffd, and UFFDIO_ZEROPAGE on it
  * tells dead (ESRCH) from alive (success, or EEXIST once the shared page is
- * populated).
+ * populated).  Every fd it holds (the memfd) is O_CLOEXEC.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include "uffdlist.h"
 
+/*
+ * The page is a memfd's, not MAP_ANONYMOUS: reset must free it without
+ * waiting on anybody.  MADV_REMOVE first calls userfaultfd_remove() on the
+ * range (mm/madvise.c, madvise_remove), which blocks until every uffd
+ * registered there with EVENT_REMOVE has had its REMOVE event read — and a
+ * uffd of the monitor's own process (a dup of one sent back by a device,
+ * its creator unknown) would be read by nobody but the caller, now stuck.
+ * fallocate(PUNCH_HOLE) goes straight to shmem_fallocate (mm/shmem.c),
+ * which zaps the page in every mapping with no userfaultfd event.
+ * The memfd is sealed against shrinking and growing: a forked device that
+ * inherited it cannot truncate the page away from every other probe.
+ */
 int ufl_dead_checker_open(struct ufl_dead_checker *c)
 {
 	long ps = sysconf(_SC_PAGESIZE);
-	void *p = mmap(NULL, (size_t)ps, PROT_READ | PROT_WRITE,
-		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	void *p;
+	int fd, r;
 
-	if (p == MAP_FAILED)
+	fd = memfd_create("uffdlist-checker", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
 		return -errno;
+	if (ftruncate(fd, (off_t)ps) != 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
+	    != 0)
+		goto fail;
+	p = mmap(NULL, (size_t)ps, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		goto fail;
 	c->page = p;
 	c->page_size = (size_t)ps;
+	c->memfd = fd;
 	return 0;
+fail:
+	r = -errno;
+	close(fd);
+	return r;
 }
 
 int ufl_dead_checker_register(struct ufl_dead_checker *c, struct ufl_uffd *u)
@@ -34,7 +60,10 @@ int ufl_dead_checker_register(struct ufl_dead_checker *c, struct ufl_uffd *u)
 	if (!c->page)
 		return -EBADF;
 	if (u->creator == getpid())
-		return -EDEADLK; /* see the header: reset would hang */
+		return -EDEADLK; /* see the header */
+	/* EINVAL here: no vma at the page's address in the uffd's process
+	 * (fs/userfaultfd.c, userfaultfd_register) — exec'd, or not forked
+	 * from the checker's creator; the binding says so. */
 	return ufl_uffd_register(u, (uintptr_t)c->page, c->page_size,
 				 UFFDIO_REGISTER_MODE_MISSING, NULL);
 }
@@ -54,20 +83,29 @@ int ufl_dead_checker_is_dead(struct ufl_dead_checker *c, struct ufl_uffd *u)
 
 /* Frees the populated page so the next probe can fill it again; without it
  * every probe after the first would just see EEXIST, which is fine, but the
- * page would stay allocated.  The monitor's own mapping of the page is not
- * registered on any uffd, so this raises no UFFD_EVENT_REMOVE. */
+ * page would stay allocated.  See ufl_dead_checker_open for why it is a
+ * punched hole and not MADV_REMOVE. */
 int ufl_dead_checker_reset(struct ufl_dead_checker *c)
 {
+	int r;
+
 	if (!c->page)
 		return -EBADF;
-	return madvise(c->page, c->page_size, MADV_REMOVE) == 0 ? 0 : -errno;
+	do
+		r = fallocate(c->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			      0, (off_t)c->page_size);
+	while (r != 0 && errno == EINTR);
+	return r == 0 ? 0 : -errno;
 }
 
 void ufl_dead_checker_close(struct ufl_dead_checker *c)
 {
 	if (c->page)
 		munmap(c->page, c->page_size);
+	if (c->page && c->memfd >= 0)
+		close(c->memfd);
 	c->page = NULL;
+	c->memfd = -1;
 }
 
 static int iface_register(void *self, struct ufl_uffd *u)

@@ -44,6 +44,7 @@ static int l_checker(lua_State *L)
 
 	c->c.page = NULL;
 	c->c.page_size = 0;
+	c->c.memfd = -1;
 	c->nlists = 0;
 	luaL_getmetatable(L, LUFL_CHECKER);
 	lua_setmetatable(L, -2);
@@ -53,8 +54,28 @@ static int l_checker(lua_State *L)
 	return 1;
 }
 
+/* The errors of the checker's register, said plainly. */
+int lufl_checker_pusherror(lua_State *L, const char *what, int err)
+{
+	const char *why = NULL;
+
+	if (err == EINVAL)
+		why = "checker: probe page not mapped in the device process "
+		      "(exec'd, or not forked from the checker's creator)";
+	else if (err == EDEADLK)
+		why = "checker: uffd of the monitor's own process";
+	if (!why)
+		return lufl_pusherror(L, what, err);
+	lua_pushnil(L);
+	lua_pushfstring(L, "%s: %s", what, why);
+	lua_pushinteger(L, err);
+	return 3;
+}
+
 /* register(u) -> true / nil, message, errno: registers the page on u
- * (u needs FEATURE_MISSING_SHMEM) */
+ * (u needs FEATURE_MISSING_SHMEM).  EINVAL: the page is not mapped in u's
+ * process (exec'd, or not forked from this checker's creator); EDEADLK: u
+ * was created by this process. */
 static int m_register(lua_State *L)
 {
 	struct lufl_checker *c = checkopen(L, 1);
@@ -62,7 +83,7 @@ static int m_register(lua_State *L)
 	int r = ufl_dead_checker_register(&c->c, &u->u);
 
 	if (r < 0)
-		return lufl_pusherror(L, "register", -r);
+		return lufl_checker_pusherror(L, "register", -r);
 	lua_pushboolean(L, 1);
 	return 1;
 }
@@ -80,7 +101,8 @@ static int m_is_dead(lua_State *L)
 	return 1;
 }
 
-/* reset() -> true / nil, message, errno (MADV_REMOVE of the page) */
+/* reset() -> true / nil, message, errno (punches the page out of its
+ * memfd: raises no userfaultfd event, so it cannot hang) */
 static int m_reset(lua_State *L)
 {
 	int r = ufl_dead_checker_reset(&checkopen(L, 1)->c);

@@ -248,6 +248,10 @@ LUFL_HIDDEN void lufl_waitctx_detach(lua_State *L, int ctxidx, uint32_t k);
 
 /* lua_checker.c */
 LUFL_HIDDEN struct lufl_checker *lufl_checker_test(lua_State *L, int idx);
+/* nil, message, errno for an error of the real checker's register (says
+ * "exec'd" for EINVAL, "own process" for EDEADLK); returns 3. */
+LUFL_HIDDEN int lufl_checker_pusherror(lua_State *L, const char *what,
+				       int err);
 
 /* lua_core.c: core.testing */
 LUFL_HIDDEN void lufl_open_testing(lua_State *L);

@@ -430,6 +430,12 @@ static int m_register(lua_State *L)
 		lua_pushlightuserdata(L, &u->u);
 		lua_pushnil(L);
 		lua_rawset(L, MAP);
+		/* The real checker's refusals of a dynamic entry, said plainly
+		 * (EINVAL: its page is not mapped there, e.g. an exec'd
+		 * device): lua_checker.c. */
+		if (ls->rc && (r == -EINVAL || r == -EDEADLK) &&
+		    ls->l.num_static != 0 && ls->l.len >= ls->l.num_static)
+			return lufl_checker_pusherror(L, "register", -r);
 		return push_list_error(L, ls, base, "register", -r);
 	}
 	lufl_waitctx_drop_stale(L, CTX, u->u.fd);

@@ -74,8 +74,11 @@ static int push_fill(lua_State *L, const char *what, ssize_t r, size_t len)
 	return lufl_pusherror(L, what, (int)-r);
 }
 
-/* ENOTTY from adopt/recv means "not a userfaultfd": say so. */
-static int push_adopt_error(lua_State *L, const char *what, int err)
+/* adopt/recv's refusals, said plainly: ENOTTY "not a userfaultfd",
+ * EBADFD "UFFDIO_API not done", EOPNOTSUPP the features missing (4th
+ * value: their bits). */
+static int push_adopt_error(lua_State *L, const char *what, int err,
+			    uint64_t missing)
 {
 	if (err == ENOTTY) {
 		lua_pushnil(L);
@@ -83,7 +86,48 @@ static int push_adopt_error(lua_State *L, const char *what, int err)
 		lua_pushinteger(L, err);
 		return 3;
 	}
+	if (err == EBADFD) {
+		lua_pushnil(L);
+		lua_pushfstring(L, "%s: userfaultfd without UFFDIO_API (it "
+				"could serve nothing)", what);
+		lua_pushinteger(L, err);
+		return 3;
+	}
+	if (err == EOPNOTSUPP) {
+		char buf[128];
+
+		snprintf(buf, sizeof(buf), "%s: userfaultfd lacks features "
+			 "0x%llx the monitor needs", what,
+			 (unsigned long long)missing);
+		lua_pushnil(L);
+		lua_pushstring(L, buf);
+		lua_pushinteger(L, err);
+		lufl_pushu64(L, missing);
+		return 4;
+	}
 	return lufl_pusherror(L, what, err);
+}
+
+/* opts.features: the features the uffd must have enabled (default 0). */
+static uint64_t opt_need(lua_State *L, int idx)
+{
+	lua_Number n;
+
+	if (lua_isnoneornil(L, idx))
+		return 0;
+	luaL_checktype(L, idx, LUA_TTABLE);
+	lua_getfield(L, idx, "features");
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return 0;
+	}
+	if (lua_type(L, -1) != LUA_TNUMBER)
+		luaL_argerror(L, idx, "field 'features' must be a number");
+	n = lua_tonumber(L, -1);
+	lua_pop(L, 1);
+	if (!(n >= 0 && n <= LUFL_MAXINT53) || n != (lua_Number)(uint64_t)n)
+		luaL_argerror(L, idx, "field 'features' out of range");
+	return (uint64_t)n;
 }
 
 /* ------------------------------------------------------------------ */
@@ -146,15 +190,17 @@ static int l_supported_features(lua_State *L)
  * Wraps an existing fd.  On failure the fd stays the caller's.
  * @function adopt
  * @tparam number fd
- * @tparam[opt] table opts {check=true (refuse a non-uffd: ENOTTY),
- *   own=true (false: close() leaves the fd open)}
- * @treturn[1] uffd
- * @return[2] nil, message, errno
+ * @tparam[opt] table opts {check=true (refuse a non-uffd: ENOTTY; one
+ *   without UFFDIO_API: EBADFD), own=true (false: close() leaves the fd
+ *   open), features=0 (bits that must be enabled: EOPNOTSUPP)}
+ * @treturn[1] uffd (O_NONBLOCK; FD_CLOEXEC when owned)
+ * @return[2] nil, message, errno [, missing feature bits]
  */
 static int l_adopt(lua_State *L)
 {
 	int fd = lufl_checkfd(L, 1);
 	unsigned flags = 0;
+	uint64_t need = opt_need(L, 2), missing = 0;
 	struct lufl_uffd *x;
 	int r;
 
@@ -163,9 +209,9 @@ static int l_adopt(lua_State *L)
 	if (!lufl_optfield_bool(L, 2, "own", true))
 		flags |= UFL_ADOPT_BORROW;
 	x = lufl_uffd_new(L);
-	r = ufl_uffd_adopt(&x->u, fd, flags);
+	r = ufl_uffd_adopt_need(&x->u, fd, flags, need, &missing);
 	if (r < 0)
-		return push_adopt_error(L, "adopt", -r);
+		return push_adopt_error(L, "adopt", -r, missing);
 	return 1;
 }
 
@@ -186,26 +232,30 @@ static int l_is_userfaultfd(lua_State *L)
 }
 
 /***
- * Receives one uffd from an AF_UNIX socket (owned).
+ * Receives one uffd from an AF_UNIX socket (owned).  A refused fd is
+ * closed.
  * @function recv
  * @tparam number sock
- * @tparam[opt] table opts {check=true}
+ * @tparam[opt] table opts {check=true, features=0} as adopt
  * @treturn[1] uffd
- * @return[2] nil, message, errno (ECONNRESET, EBADMSG, EAGAIN, ENOTTY)
+ * @return[2] nil, message, errno (ECONNRESET, EBADMSG, EAGAIN, ENOTTY,
+ *   EBADFD, EOPNOTSUPP [, missing feature bits]; EMFILE: the fd it
+ *   carried could not be installed, the kernel dropped it)
  */
 static int l_recv(lua_State *L)
 {
 	int sock = lufl_checkfd(L, 1);
 	unsigned flags = 0;
+	uint64_t need = opt_need(L, 2), missing = 0;
 	struct lufl_uffd *x;
 	int r;
 
 	if (!lufl_optfield_bool(L, 2, "check", true))
 		flags |= UFL_ADOPT_NOCHECK;
 	x = lufl_uffd_new(L);
-	r = ufl_uffd_recv(sock, &x->u, flags);
+	r = ufl_uffd_recv_need(sock, &x->u, flags, need, &missing);
 	if (r < 0)
-		return push_adopt_error(L, "recv", -r);
+		return push_adopt_error(L, "recv", -r, missing);
 	return 1;
 }
 
@@ -220,7 +270,8 @@ static int m_fd(lua_State *L)
 	return 1;
 }
 
-/* @treturn number features enabled (0 when unknown: adopted) */
+/* @treturn number features enabled (adopted: from its fdinfo; 0 when
+ * unknown: adopted with check=false) */
 static int m_features(lua_State *L)
 {
 	lufl_pushu64(L, lufl_uffd_checkopen(L, 1)->u.features);
@@ -245,6 +296,24 @@ static int m_origin(lua_State *L)
 
 	lua_pushstring(L, o < sizeof(names) / sizeof(names[0]) ?
 		       names[o] : "unknown");
+	return 1;
+}
+
+/***
+ * Sets O_NONBLOCK again if the device cleared it (the flag is on the open
+ * file it shares; epoll reports EPOLLERR for a uffd without it).
+ * @function uffd:restore_nonblock
+ * @treturn[1] boolean true: it was cleared and is set again; false: it
+ *   was set
+ * @return[2] nil, message, errno
+ */
+static int m_restore_nonblock(lua_State *L)
+{
+	int r = ufl_uffd_restore_nonblock(&lufl_uffd_checkopen(L, 1)->u);
+
+	if (r < 0)
+		return lufl_pusherror(L, "restore_nonblock", -r);
+	lua_pushboolean(L, r);
 	return 1;
 }
 
@@ -748,6 +817,7 @@ static const luaL_Reg methods[] = {
 	{ "ioctls", m_ioctls },
 	{ "origin", m_origin },
 	{ "owned", m_owned },
+	{ "restore_nonblock", m_restore_nonblock },
 	{ "is_closed", m_is_closed },
 	{ "index", m_index },
 	{ "register", m_register },

@@ -12,6 +12,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "uffdlist.h"
@@ -250,11 +251,77 @@ static int set_nonblock(int fd)
 		return neg_errno();
 	if (fl & O_NONBLOCK)
 		return 0;
-	return fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0 ? 0 : neg_errno();
+	return fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0 ? 1 : neg_errno();
 }
 
-int ufl_uffd_adopt(struct ufl_uffd *u, int fd, unsigned flags)
+/* An fd we hold must not leak into a program the host execs. */
+static int set_cloexec(int fd)
 {
+	int fl = fcntl(fd, F_GETFD);
+
+	if (fl < 0)
+		return neg_errno();
+	if (fl & FD_CLOEXEC)
+		return 0;
+	return fcntl(fd, F_SETFD, fl | FD_CLOEXEC) == 0 ? 0 : neg_errno();
+}
+
+/*
+ * fs/userfaultfd.c, userfaultfd_show_fdinfo, prints
+ *     "API:\t%Lx:%x:%Lx\n"  UFFD_API, ctx->features, UFFD_API_IOCTLS
+ * and UFFDIO_API sets ctx->features exactly once, to the features granted
+ * plus UFFD_FEATURE_INITIALIZED (bit 31, internal); before it, 0.  The
+ * generic "flags:" line (fs/proc/fd.c) is the open file's f_flags, octal.
+ */
+#define UFL_FEATURE_INITIALIZED ((uint64_t)1 << 31)
+
+int ufl_uffd_fdinfo(int fd, struct ufl_uffd_info *info)
+{
+	char path[64], buf[1024];
+	unsigned long long api = 0, feat = 0, ioctls = 0;
+	unsigned long flags = 0;
+	bool have_api = false, have_flags = false;
+	const char *p;
+	ssize_t n;
+	int f;
+
+	if (fd < 0)
+		return -EBADF;
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = open(path, O_RDONLY | O_CLOEXEC);
+	if (f < 0)
+		return errno == ENOENT ? -EBADF : neg_errno();
+	do
+		n = read(f, buf, sizeof(buf) - 1);
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		n = neg_errno();
+		close(f);
+		return (int)n;
+	}
+	close(f);
+	buf[n] = '\0';
+	for (p = buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+		if (strncmp(p, "flags:", 6) == 0)
+			have_flags = sscanf(p + 6, "%lo", &flags) == 1;
+		else if (strncmp(p, "API:", 4) == 0)
+			have_api = sscanf(p + 4, "%llx:%llx:%llx", &api, &feat,
+					  &ioctls) == 3;
+	}
+	if (!have_api || !have_flags)
+		return -ENOTTY; /* not a userfaultfd's fdinfo */
+	info->api = api;
+	info->initialized = (feat & UFL_FEATURE_INITIALIZED) != 0;
+	info->features = feat & ~UFL_FEATURE_INITIALIZED;
+	info->ioctls = info->initialized ? ioctls : 0;
+	info->file_flags = (unsigned)flags;
+	return 0;
+}
+
+int ufl_uffd_adopt_need(struct ufl_uffd *u, int fd, unsigned flags,
+			uint64_t need, uint64_t *missing)
+{
+	struct ufl_uffd_info info = { 0 };
 	struct ufl_uffd n;
 	int r;
 
@@ -268,18 +335,51 @@ int ufl_uffd_adopt(struct ufl_uffd *u, int fd, unsigned flags)
 			return r;
 		if (r == 0)
 			return -ENOTTY;
+		/* Without UFFDIO_API a uffd is EPOLLERR for good and read(2)
+		 * fails with EINVAL (fs/userfaultfd.c: userfaultfd_poll,
+		 * userfaultfd_read_iter): nothing could be served on it. */
+		r = ufl_uffd_fdinfo(fd, &info);
+		if (r < 0)
+			return r;
+		if (!info.initialized)
+			return -EBADFD;
+		if (need & ~info.features) {
+			if (missing)
+				*missing = need & ~info.features;
+			return -EOPNOTSUPP;
+		}
 	}
 	/* epoll on a uffd needs O_NONBLOCK (fs/userfaultfd.c: userfaultfd_poll
-	 * reports EPOLLERR otherwise). */
+	 * reports EPOLLERR otherwise).  Reads do not depend on it: see
+	 * ufl_uffd_read_events. */
 	r = set_nonblock(fd);
-	if (r != 0)
+	if (r < 0)
 		return r;
+	if (!(flags & UFL_ADOPT_BORROW)) {
+		r = set_cloexec(fd);
+		if (r < 0)
+			return r;
+	}
 	ufl_uffd_init(&n);
 	n.fd = fd;
 	n.owned = !(flags & UFL_ADOPT_BORROW);
 	n.origin = UFL_ORIGIN_ADOPTED;
+	n.features = info.features;
+	n.ioctls = info.ioctls;
 	*u = n;
 	return 0;
+}
+
+int ufl_uffd_adopt(struct ufl_uffd *u, int fd, unsigned flags)
+{
+	return ufl_uffd_adopt_need(u, fd, flags, 0, NULL);
+}
+
+int ufl_uffd_restore_nonblock(struct ufl_uffd *u)
+{
+	if (u->fd < 0)
+		return -EBADF;
+	return set_nonblock(u->fd);
 }
 
 int ufl_uffd_dup(const struct ufl_uffd *src, struct ufl_uffd *out)
@@ -405,6 +505,12 @@ static void close_fds(const int *fds, size_t n)
 
 int ufl_uffd_recv(int sock, struct ufl_uffd *out, unsigned flags)
 {
+	return ufl_uffd_recv_need(sock, out, flags, 0, NULL);
+}
+
+int ufl_uffd_recv_need(int sock, struct ufl_uffd *out, unsigned flags,
+		       uint64_t need, uint64_t *missing)
+{
 	union {
 		char buf[CMSG_SPACE(UFL_RECV_MAX_FDS * sizeof(int))];
 		struct cmsghdr align;
@@ -426,11 +532,18 @@ int ufl_uffd_recv(int sock, struct ufl_uffd *out, unsigned flags)
 	if (n < 0)
 		return neg_errno();
 	nfds = collect_fds(&msg, fds, UFL_RECV_MAX_FDS);
+	/* Truncated with room left in our buffer: the kernel could not
+	 * install an fd it carried (net/core/scm.c, scm_detach_fds: EMFILE
+	 * or ENFILE) and dropped the rest; the message is used up. */
+	if (n > 0 && (msg.msg_flags & MSG_CTRUNC) && nfds < UFL_RECV_MAX_FDS) {
+		close_fds(fds, nfds);
+		return -EMFILE;
+	}
 	if (n == 0 || (msg.msg_flags & MSG_CTRUNC) || nfds != 1) {
 		close_fds(fds, nfds);
 		return n == 0 && nfds == 0 ? -ECONNRESET : -EBADMSG;
 	}
-	r = ufl_uffd_adopt(out, fds[0], flags);
+	r = ufl_uffd_adopt_need(out, fds[0], flags, need, missing);
 	if (r != 0)
 		close(fds[0]);
 	return r;
@@ -519,6 +632,36 @@ int ufl_uffd_writeprotect(struct ufl_uffd *u, uintptr_t start, size_t len,
 /* events                                                            */
 /* ---------------------------------------------------------------- */
 
+/*
+ * The O_NONBLOCK flag lives on the open file, which the device shares: it
+ * can clear it at any time, and a plain read(2) would then block until the
+ * device faults.  preadv2(RWF_NOWAIT) does not depend on it:
+ * fs/userfaultfd.c, userfaultfd_read_iter, reads without waiting when
+ * `file->f_flags & O_NONBLOCK || iocb->ki_flags & IOCB_NOWAIT`, and the
+ * file has FMODE_NOWAIT since the read_iter conversion (verified on this
+ * machine's 6.18: EAGAIN on a uffd whose O_NONBLOCK is cleared).  A kernel
+ * without it refuses RWF_NOWAIT with EOPNOTSUPP (include/linux/fs.h,
+ * kiocb_set_rw_flags): then the flag is restored just before a read(2),
+ * which leaves a window a device can still race.
+ */
+static ssize_t read_nowait(int fd, void *buf, size_t len)
+{
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	ssize_t n;
+
+	do
+		n = preadv2(fd, &iov, 1, -1, RWF_NOWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n >= 0 || errno != EOPNOTSUPP)
+		return n;
+	if (set_nonblock(fd) < 0)
+		return -1;
+	do
+		n = read(fd, buf, len);
+	while (n < 0 && errno == EINTR);
+	return n;
+}
+
 ssize_t ufl_uffd_read_events(struct ufl_uffd *u, struct uffd_msg *msgs,
 			     size_t max)
 {
@@ -531,9 +674,7 @@ ssize_t ufl_uffd_read_events(struct ufl_uffd *u, struct uffd_msg *msgs,
 		return -EINVAL;
 	if (max > cap)
 		max = cap;
-	do
-		n = read(u->fd, msgs, max * sizeof(struct uffd_msg));
-	while (n < 0 && errno == EINTR);
+	n = read_nowait(u->fd, msgs, max * sizeof(struct uffd_msg));
 	if (n < 0)
 		return errno == EAGAIN ? 0 : neg_errno();
 	return n / (ssize_t)sizeof(struct uffd_msg);

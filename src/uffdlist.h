@@ -118,11 +118,36 @@ int ufl_uffd_supported_features(uint64_t *features);
 #define UFL_ADOPT_BORROW  0x2u  /* do not take ownership: close leaves it */
 
 /*
- * Wraps an existing fd.  Unless UFL_ADOPT_NOCHECK, -ENOTTY when the fd is
- * not a userfaultfd (-EBADF when it is not open).  Sets O_NONBLOCK, which
- * epoll on a uffd needs (fs/userfaultfd.c: userfaultfd_poll).
+ * Wraps an existing fd.  Unless UFL_ADOPT_NOCHECK: -ENOTTY when the fd is
+ * not a userfaultfd (-EBADF when it is not open), -EBADFD when UFFDIO_API
+ * was never done on it (it could serve nothing: EPOLLERR for good, read
+ * EINVAL); features and ioctls are then read from its fdinfo.  Sets
+ * O_NONBLOCK, which epoll on a uffd needs (fs/userfaultfd.c:
+ * userfaultfd_poll), and FD_CLOEXEC on an owned fd.  On failure the fd
+ * is the caller's, its flags unchanged.
  */
 int ufl_uffd_adopt(struct ufl_uffd *u, int fd, unsigned flags);
+/* adopt, also -EOPNOTSUPP when a feature of `need` is not enabled on the
+ * uffd (*missing, if not NULL, receives those bits); `need` is ignored
+ * with UFL_ADOPT_NOCHECK. */
+int ufl_uffd_adopt_need(struct ufl_uffd *u, int fd, unsigned flags,
+			uint64_t need, uint64_t *missing);
+
+/* What /proc/self/fdinfo/<fd> says of a uffd (fs/userfaultfd.c,
+ * userfaultfd_show_fdinfo). */
+struct ufl_uffd_info {
+	uint64_t api;         /* UFFD_API */
+	uint64_t features;    /* enabled by UFFDIO_API (0 before it) */
+	uint64_t ioctls;      /* what UFFDIO_API reports (0 before it) */
+	unsigned file_flags;  /* the open file's flags (O_NONBLOCK...) */
+	bool initialized;     /* UFFDIO_API was done */
+};
+/* 0, -ENOTTY when fd's fdinfo is no uffd's, -EBADF when it is not open. */
+int ufl_uffd_fdinfo(int fd, struct ufl_uffd_info *info);
+
+/* Sets O_NONBLOCK again if a peer cleared it on the shared open file:
+ * 1 restored, 0 it was set, -errno. */
+int ufl_uffd_restore_nonblock(struct ufl_uffd *u);
 
 /* 1 if fd is a userfaultfd, 0 if not, -errno if it is not open. */
 int ufl_fd_is_userfaultfd(int fd);
@@ -143,9 +168,14 @@ int ufl_uffd_send(int sock, const struct ufl_uffd *u);
  * Receives one fd from an AF_UNIX socket and adopts it (flags as adopt).
  * -ECONNRESET when the peer closed, -EBADMSG when a message came without
  * exactly one fd (every fd it did carry is closed), -EAGAIN if nothing is
- * pending on a non-blocking socket, -ENOTTY when the fd is no uffd (closed).
+ * pending on a non-blocking socket, -ENOTTY when the fd is no uffd (closed),
+ * -EMFILE when the message carried an fd this process had no room for (the
+ * kernel dropped it: the peer must send again once fds are free).
  */
 int ufl_uffd_recv(int sock, struct ufl_uffd *out, unsigned flags);
+/* recv with adopt_need's feature check (the fd is closed on failure). */
+int ufl_uffd_recv_need(int sock, struct ufl_uffd *out, unsigned flags,
+		       uint64_t need, uint64_t *missing);
 
 /* Register modes (UFFDIO_REGISTER_MODE_*); returns the ioctls available
  * on the range in *ioctls when not NULL.
@@ -179,8 +209,11 @@ int ufl_uffd_writeprotect(struct ufl_uffd *u, uintptr_t start, size_t len,
 			  bool protect, bool wake);
 
 /*
- * Reads up to `max` pending messages in one read(2).  Returns the count,
- * 0 when nothing is pending, or -errno.  A UFFD_EVENT_FORK message carries
+ * Reads up to `max` pending messages in one read that never blocks,
+ * whatever the file's O_NONBLOCK says (preadv2 RWF_NOWAIT: a peer sharing
+ * the open file may clear the flag).  Returns the count, 0 when nothing is
+ * pending, or -errno (-EMFILE/-ENFILE: a FORK message could not get its
+ * fd and stays queued, fs/userfaultfd.c: userfaultfd_ctx_read).  A UFFD_EVENT_FORK message carries
  * a new fd the caller owns (wrap it with ufl_uffd_adopt or close it).
  */
 ssize_t ufl_uffd_read_events(struct ufl_uffd *u, struct uffd_msg *msgs,
@@ -232,27 +265,32 @@ struct ufl_checker {
 };
 
 /*
- * The real checker: one MAP_SHARED|MAP_ANONYMOUS page mapped by the process
- * that creates it, so every process forked later has it at the same address.
+ * The real checker: one page of a sealed memfd, mapped MAP_SHARED by the
+ * process that creates it, so every process forked later has it at the
+ * same address.
  */
 struct ufl_dead_checker {
 	void *page;        /* NULL once closed */
 	size_t page_size;
+	int memfd;         /* backs the page (reset punches it); -1 closed */
 };
 
 extern const struct ufl_checker_ops ufl_dead_checker_ops;
 
 int ufl_dead_checker_open(struct ufl_dead_checker *c);
 /* UFFDIO_REGISTER (MISSING) of the page on the uffd: the uffd needs
- * UFFD_FEATURE_MISSING_SHMEM.  -EDEADLK for a uffd of the calling process:
- * reset's MADV_REMOVE would then wait for its own REMOVE event to be read
- * (fs/userfaultfd.c: userfaultfd_remove) and never return. */
+ * UFFD_FEATURE_MISSING_SHMEM.  -EDEADLK for a uffd known to be of the
+ * calling process (created here): probing it is pointless, it never dies
+ * before us.  -EINVAL when the page is not mapped in the uffd's process:
+ * it was exec'd, or not forked from the checker's creator. */
 int ufl_dead_checker_register(struct ufl_dead_checker *c, struct ufl_uffd *u);
 /* UFFDIO_ZEROPAGE(DONTWAKE) on the page: ESRCH means dead (1); success,
  * EEXIST, EAGAIN and any other error mean alive (0), as crosvm does:
  * a uffd is never called dead on a doubt. */
 int ufl_dead_checker_is_dead(struct ufl_dead_checker *c, struct ufl_uffd *u);
-/* MADV_REMOVE of the page, so the next probe can populate it again. */
+/* Punches the page out of the memfd (fallocate PUNCH_HOLE), so the next
+ * probe can populate it again.  Raises no UFFD_EVENT_REMOVE: it cannot
+ * wait on any uffd, not even one of this process's own. */
 int ufl_dead_checker_reset(struct ufl_dead_checker *c);
 void ufl_dead_checker_close(struct ufl_dead_checker *c);
 struct ufl_checker ufl_dead_checker_iface(struct ufl_dead_checker *c);

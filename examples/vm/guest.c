@@ -196,7 +196,7 @@ static int wait_go(int fd)
  * the last copy would make later faults read zero pages: fs/userfaultfd.c,
  * userfaultfd_release.)
  */
-static int register_self(struct proc *p, enum vm_kind kind)
+static int register_self(struct proc *p, enum vm_kind kind, int *keep)
 {
 	struct vm_msg m = { .type = VM_HELLO, .kind = kind, .pid = getpid() };
 	struct ufl_uffd u;
@@ -214,6 +214,10 @@ static int register_self(struct proc *p, enum vm_kind kind)
 	fds[0] = u.fd;
 	fds[1] = sv[1];
 	r = send_msg(p->g->ctl_fd, &m, fds, 2);
+	/* A hostile device keeps a copy: the open file, flags included, is
+	 * shared with the monitor's. */
+	if (keep)
+		*keep = r == 0 ? dup(u.fd) : -1;
 	ufl_uffd_close(&u);
 	close(sv[1]);
 	if (r == 0)
@@ -303,19 +307,40 @@ static bool device_stopped(const struct proc *p)
 	       load_flag(&p->sh->slot[p->slot].stop);
 }
 
+/*
+ * A hostile device (--hostile-device): before each burst it clears
+ * O_NONBLOCK on the open file of its uffd, which it shares with the
+ * monitor.  The burst's first fault then makes epoll say EPOLLERR
+ * (fs/userfaultfd.c, userfaultfd_poll), and a monitor reading with a plain
+ * read(2) would block in it for good.  Ours reads with RWF_NOWAIT, sets
+ * the flag again, and after a few times quarantines the entry: the
+ * device's next fault is never served, until the main process kills it.
+ */
+static void clear_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl >= 0 && (fl & O_NONBLOCK))
+		fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+}
+
 /* A device process, in the child of the main process's fork. */
 static void __attribute__((noreturn))
-device_main(struct proc *p, enum vm_kind kind, pid_t parent)
+device_main(struct proc *p, enum vm_kind kind, pid_t parent, bool hostile)
 {
+	int kept = -1;
+
 	/* Dies with the main process (prctl(2): PR_SET_PDEATHSIG); the check
 	 * after it covers a parent that died before the prctl. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
 		_exit(EXIT_SETUP);
 	p->rng = splitmix64(p->g->cfg->seed ^ ((uint64_t)getpid() << 20));
-	if (register_self(p, kind) < 0)
+	if (register_self(p, kind, hostile ? &kept : NULL) < 0)
 		_exit(EXIT_SETUP);
 	store_flag(&p->sh->slot[p->slot].started);
 	while (!device_stopped(p)) {
+		if (kept >= 0)
+			clear_nonblock(kept);
 		touch_some(p, TOUCH_BURST);
 		sleep_us(TOUCH_PAUSE_US);
 	}
@@ -333,6 +358,7 @@ struct child {
 	enum vm_kind kind;
 	double start, stop; /* hot-plug plan, seconds from the run's start */
 	bool kill;          /* planned: SIGKILL instead of a clean stop */
+	bool hostile;       /* --hostile-device: see clear_nonblock */
 	bool stopping;      /* asked to stop, or killed */
 	bool killed;        /* SIGKILLed on purpose */
 	bool mid_fault;     /* ... while blocked in a userfault */
@@ -355,7 +381,7 @@ static pid_t spawn(struct vmmain *vm, unsigned slot)
 	pid = fork();
 	if (pid == 0) {
 		vm->p.slot = (int)slot;
-		device_main(&vm->p, c->kind, parent);
+		device_main(&vm->p, c->kind, parent, c->hostile);
 	}
 	if (pid > 0) {
 		c->pid = pid;
@@ -471,6 +497,11 @@ static void plan_hotplug(struct vmmain *vm)
 			c->stop = d * 0.97;
 		c->kill = rnd(&s) % 3 == 0;
 	}
+	/* Killed at its planned stop: once quarantined it waits in a fault. */
+	if (cfg->hostile_device && cfg->nhotplug > 0) {
+		vm->kids[cfg->nstatic].hostile = true;
+		vm->kids[cfg->nstatic].kill = true;
+	}
 	for (i = 0; i < cfg->nstatic; i++)
 		vm->kids[i].kind = VM_KIND_STATIC;
 }
@@ -540,7 +571,8 @@ void guest_main(const struct guest_env *g)
 {
 	struct vmmain vm;
 
-	if (setup_main(&vm, g) < 0 || register_self(&vm.p, VM_KIND_MAIN) < 0)
+	if (setup_main(&vm, g) < 0 ||
+	    register_self(&vm.p, VM_KIND_MAIN, NULL) < 0)
 		_exit(EXIT_SETUP);
 	vm.t0 = now_s();
 	if (start_statics(&vm) < 0) {

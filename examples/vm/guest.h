@@ -53,6 +53,7 @@ struct vm_config {
 	double duration;      /* seconds of hot-plugging */
 	uint64_t seed;
 	bool json, quiet;
+	bool hostile_device;  /* the first hot-plugged device misbehaves */
 };
 
 /* What a VM process needs (guest.c); built by vmlib.c before the fork. */

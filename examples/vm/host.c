@@ -4,6 +4,7 @@
  *
  *   uffdlist-vm [--policy NAME[:k=v,...]|FILE] [--static N] [--hotplug N]
  *               [--mem MiB] [--duration S] [--json] [--quiet] [--seed N]
+ *               [--hostile-device]
  *
  * Embedding, as Lua's lua.c, Redis and HAProxy do: every Lua module the
  * monitor needs is in the binary — `uffdlist.core` (the C binding, linked
@@ -62,6 +63,7 @@ static void usage(FILE *f)
 	      " [--hotplug N]\n"
 	      "                   [--mem MiB] [--duration S] [--json] [--quiet]"
 	      " [--seed N]\n"
+	      "                   [--hostile-device]\n"
 	      "  --policy    crosvm (default), threshold, periodic, idle, with\n"
 	      "              options (threshold:n=2, periodic:ms=200), or a\n"
 	      "              policy file\n"
@@ -71,7 +73,9 @@ static void usage(FILE *f)
 	      "  --duration  seconds of hot-plugging (10)\n"
 	      "  --json      print the summary as one JSON object\n"
 	      "  --quiet     no progress line\n"
-	      "  --seed      seed of the swap contents and the plan (1)\n", f);
+	      "  --seed      seed of the swap contents and the plan (1)\n"
+	      "  --hostile-device  the first hot-plugged device clears O_NONBLOCK\n"
+	      "              on its uffd before each burst: quarantined, killed\n", f);
 }
 
 /* Parses an unsigned integer in [lo, hi]; -1 if it is not one. */
@@ -97,6 +101,7 @@ static int parse_opt(int c, const char *arg, struct vm_config *cfg)
 	case 'p': cfg->policy = arg; return 0;
 	case 'j': cfg->json = true; return 0;
 	case 'q': cfg->quiet = true; return 0;
+	case 'H': cfg->hostile_device = true; return 0;
 	case 's': if (parse_u64(arg, 0, 64, &v)) return -1;
 		cfg->nstatic = (unsigned)v; return 0;
 	case 'h': if (parse_u64(arg, 0, 10000, &v)) return -1;
@@ -122,6 +127,7 @@ static int parse_flags(int argc, char **argv, struct vm_config *cfg)
 		{ "duration", required_argument, NULL, 'd' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "hostile-device", no_argument, NULL, 'H' },
 		{ "seed", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, '?' },
 		{ NULL, 0, NULL, 0 }

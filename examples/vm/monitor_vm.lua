@@ -334,6 +334,14 @@ local function new_monitor(s, list)
   local m = monitor.new {
     list = list, policy = s.policy, clock = now_ms,
     on_error = function(_, what, msg, errno)
+      -- --hostile-device: its quarantine is the expected outcome
+      if what == "quarantine" and s.cfg.hostile_device then
+        s.r.quarantined = (s.r.quarantined or 0) + 1
+        s.r.quarantine_messages = s.r.quarantine_messages or {}
+        local q = s.r.quarantine_messages
+        q[#q + 1] = tostring(msg)
+        return
+      end
       record_error(s, what, msg, errno)
     end,
   }
@@ -485,8 +493,10 @@ local function collect_fd_counts(s, m, list)
   r.fds_during = vm.count_fds()
   local _, hint_fds = m:hint_count()   -- each watched pidfd is an fd
   r.hint_fds = hint_fds
+  -- + the epoll fd, the policy's timerfd, the hints' pidfds, the
+  -- monitor's spare fd (lua/uffdlist/device.lua)
   r.fds_during_expected = s.fd_base + list:len() + 1 + (m.timer and 1 or 0)
-    + hint_fds
+    + hint_fds + (m.dev.spare and 1 or 0)
   local ctx = list:waitctx()
   m:close()
   list:close()
@@ -500,7 +510,7 @@ local function collect_fd_counts(s, m, list)
   collectgarbage("collect")
   collectgarbage("collect")
   r.fds_end = vm.count_fds()
-  r.fds_expected = s.fd_base
+  r.fds_expected = s.fd_base - s.checker_fds
 end
 
 local function left_behind(s)
@@ -569,6 +579,10 @@ local function check(s)
   need(r.left_behind == 0 and not r.children_left, "processes left behind")
   need(r.reports == r.exits - r.killed + 1, "reports missing")
   need(r.errors == 0, "errors")
+  r.hostile_device = s.cfg.hostile_device
+  r.quarantined = r.quarantined or 0
+  need(not s.cfg.hostile_device or r.quarantined == 1,
+    "the hostile device quarantined once")
   r.failures = f
   r.ok = #f == 0
   return r.ok and 0 or (r.hung and 3 or 1)
@@ -608,7 +622,9 @@ end
 
 local function start(s)
   s.policy = load_policy(s)          -- a bad policy stops us before a fork
+  local before = vm.count_fds()
   s.checker = assert(ufl.checker())   -- before any fork: the VM inherits it
+  s.checker_fds = vm.count_fds() - before  -- its memfd (closed at the end)
   s.swap = assert(ufl.mmap(s.info.swap_fd, s.info.size))
   s.main_pid = assert(vm.start())
   s.fd_base = vm.count_fds()

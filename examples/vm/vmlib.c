@@ -559,6 +559,8 @@ static int l_config(lua_State *L)
 	lua_setfield(L, -2, "json");
 	lua_pushboolean(L, c->quiet);
 	lua_setfield(L, -2, "quiet");
+	lua_pushboolean(L, c->hostile_device);
+	lua_setfield(L, -2, "hostile_device");
 	return 1;
 }
 

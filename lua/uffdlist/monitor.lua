@@ -36,6 +36,7 @@
 
 local ufl = require "uffdlist"
 local policy_mod = require "uffdlist.policy"
+local device = require "uffdlist.device"
 
 local type, pcall, tostring, error = type, pcall, tostring, error
 local pairs, setmetatable, rawget = pairs, setmetatable, rawget
@@ -213,6 +214,7 @@ function M.new(opts)
   end
   self.clock = opts.clock or ufl.monotonic_ms
   self.timerfd = opts.timerfd or ufl.timerfd
+  self.dev = device.new(opts.device, report)  -- the device boundary
   -- Reused across rounds: nothing on the hot path allocates a table.
   self.ready, self.ready_evs = {}, {}
   self.evbuf, self.evpool, self.evlen, self.npool = {}, {}, 0, 0
@@ -548,9 +550,13 @@ end
 local function apply_register(self, u)
   local hint = self.pending_hint[u]
   self.pending_hint[u] = nil
-  local ok, dyn, msg, errno = pcall(self.list.register, self.list, u)
+  local ok, dyn, msg, errno = pcall(device.admit, self, u)
+  if ok and dyn then
+    ok, dyn, msg, errno = pcall(self.list.register, self.list, u)
+  end
   if not ok or dyn == nil then
-    report(self, "register", ok and msg or errstr(dyn), ok and errno or nil)
+    report(self, "register", ok and device.register_error(msg, errno)
+      or errstr(dyn), ok and errno or nil)
     pcall(close_unlisted, u)
     if hint then
       forget_hint(self, hint)
@@ -924,11 +930,18 @@ function Monitor:serve(u, ev, fill)
   local ps = self.page_size
   local addr = ev.address - ev.address % ps
   local pages = self.policy.hooks.on_fault and window(self, u, ev, addr) or 1
+  if ev.wp or ev.minor then   -- never a missing page: see device.lua
+    return device.serve_kind(self, u, ev, addr)
+  end
   local how, a, len, msg, errno = fill_range(self, fill, u, addr, ps)
   if how == DONE then
     count_served(self, fill)
+    device.note_done(self, u)
   elseif how == EXISTS then
     how = wake(self, u, addr, ps)
+    if how == EXISTS and device.note_exists(self, u, addr) then
+      return FAILED
+    end
   elseif how == BUSY then
     return park(self, u, a, len, fill)
   elseif how == FAILED then
@@ -952,6 +965,9 @@ local function dispatch(self, u, ev)
   evst[kind] = (evst[kind] or 0) + 1
   if kind == "pagefault" then
     st.faults = st.faults + 1
+  end
+  if kind == "fork" and not device.admit_fork(self, u, ev) then
+    return
   end
   local h = self.handlers[kind]
   if h == nil then
@@ -988,6 +1004,9 @@ end
 -- rest is dropped, except fork events: their new uffds are owned and a
 -- dropped one would leave a live child without its monitor.
 local function read_and_dispatch(self, u)
+  if self.dev.quarantined[u] then   -- never read again (device.lua)
+    return 0
+  end
   self.last_read[u] = self.round
   local max, buf = self.batch, self.evbuf
   restore_events(self, max)
@@ -997,8 +1016,10 @@ local function read_and_dispatch(self, u)
     msg = msg or "read_events returned no count"
   end
   if not n then
-    report(self, "read_events", msg, errno)
-    return 0
+    n = device.read_failed(self, u, buf, msg, errno)
+    if not n then
+      return 0
+    end
   end
   keep_events(self, n)
   self.drop = false
@@ -1027,7 +1048,7 @@ end
 -- true when the parked fault is settled (served, gone, failed, timed out).
 local function retry_one(self, rec)
   local u = rec.u
-  if u:is_closed() then
+  if u:is_closed() or self.dev.quarantined[u] then
     return true
   end
   self.stats.retried = self.stats.retried + 1
@@ -1104,7 +1125,9 @@ local function dispatch_ready(self, n)
     local tok = ready[i]
     if type(tok) == "number" then
       local u = list:get(tok)
-      if u and read_and_dispatch(self, u) > 0 then
+      if u and not self.dev.quarantined[u]
+        and (evs[i] == EPOLLIN or device.check_ready(self, u, evs[i]))
+        and read_and_dispatch(self, u) > 0 then
         active = true
       end
     end
@@ -1127,6 +1150,7 @@ end
 -- After the batches: list changes, after_batch/on_idle, gc.
 local function finish_round(self, active)
   apply_queue(self)
+  device.end_round(self)
   local now = self.clock()
   if active then
     self.last_event = now
@@ -1201,6 +1225,15 @@ function Monitor:stop()
   self.stopped = true
 end
 
+--- Takes a dynamic entry (a uffd or its index) out of the list and closes
+-- it, e.g. one quarantined (lua/uffdlist/device.lua); main and static
+-- entries are refused.  Between batches; queued during a round.
+-- @treturn[1] true
+-- @return[2] nil, message, errno (nil, "deferred" during a round)
+function Monitor:remove(x)
+  return device.remove(self, x)
+end
+
 --- Exit hints: how many entries have one (armed, fired or waiting for a
 -- retry), and how many are in the wait context now (each of those that
 -- came as a pid or a pidfd holds one fd of the monitor).
@@ -1218,6 +1251,7 @@ end
 --- Stops the policy's timer and unwatches every watched fd (the list
 -- stays the caller's).
 function Monitor:close()
+  device.close(self)
   stop_timer(self)
   for _, rec in pairs(self.hints) do
     forget_hint(self, rec)

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -149,10 +150,54 @@ TEST(checker_refuses_a_uffd_of_its_own_process)
 	ufl_dead_checker_close(&dc);
 }
 
+/* A uffd of this very process, its creator unknown (as a dup a device
+ * sent back would be): registered on the checker's page with
+ * EVENT_REMOVE, reset still returns at once (fallocate PUNCH_HOLE raises
+ * no REMOVE; MADV_REMOVE would wait for us to read it, for ever), and no
+ * event is left to read. */
+TEST(checker_reset_does_not_wait_on_a_uffd_of_its_own_process)
+{
+	struct ufl_dead_checker dc;
+	struct ufl_uffd u;
+	struct uffd_msg m[4];
+
+	CHECK_EQ(ufl_dead_checker_open(&dc), 0);
+	ufl_uffd_init(&u);
+	CHECK_EQ(ufl_uffd_create(&u, UFL_DEFAULT_FEATURES, NULL), 0);
+	u.creator = 0; /* as after adopt */
+	CHECK_EQ(ufl_dead_checker_register(&dc, &u), 0);
+	CHECK_EQ(ufl_dead_checker_is_dead(&dc, &u), 0); /* populates it */
+	CHECK_EQ(ufl_dead_checker_reset(&dc), 0);
+	CHECK_EQ(ufl_uffd_read_events(&u, m, 4), 0);
+	CHECK_EQ(ufl_dead_checker_is_dead(&dc, &u), 0); /* filled again */
+	CHECK_EQ(ufl_dead_checker_reset(&dc), 0);
+	u.creator = getpid();
+	ufl_uffd_close(&u);
+	ufl_dead_checker_close(&dc);
+}
+
+TEST(checker_memfd_is_cloexec_sealed_and_closed_with_it)
+{
+	struct ufl_dead_checker dc;
+	int n0 = ufl_test_count_fds();
+
+	CHECK_EQ(ufl_dead_checker_open(&dc), 0);
+	CHECK_EQ(ufl_test_count_fds(), n0 + 1);
+	CHECK(fcntl(dc.memfd, F_GETFD) & FD_CLOEXEC);
+	CHECK_EQ(fcntl(dc.memfd, F_GET_SEALS),
+		 F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+	CHECK(ftruncate(dc.memfd, 0) != 0); /* a device cannot shrink it */
+	ufl_dead_checker_close(&dc);
+	CHECK_EQ(ufl_test_count_fds(), n0);
+	CHECK_EQ(dc.memfd, -1);
+}
+
 void run_checker(void);
 void run_checker(void)
 {
 	RUN(checker_tells_alive_from_dead_and_zombie_is_dead);
 	RUN(list_gc_collects_a_dead_child_with_the_real_checker);
 	RUN(checker_refuses_a_uffd_of_its_own_process);
+	RUN(checker_reset_does_not_wait_on_a_uffd_of_its_own_process);
+	RUN(checker_memfd_is_cloexec_sealed_and_closed_with_it);
 }

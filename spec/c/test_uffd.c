@@ -16,8 +16,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -293,7 +296,13 @@ TEST(create_uses_device_nonblock_cloexec_default_features)
 	CHECK_EQ(u.fd, -1);
 	CHECK_EQ(ufl_uffd_create(&u, UFL_DEFAULT_FEATURES, &missing), 0);
 	CHECK(u.fd >= 0);
-	CHECK_EQ(u.origin, UFL_ORIGIN_DEVICE);
+	/* /dev/userfaultfd is tried first; without access to it (an
+	 * unprivileged run) creation falls back to userfaultfd(2). */
+	if (access("/dev/userfaultfd", R_OK | W_OK) == 0)
+		CHECK_EQ(u.origin, UFL_ORIGIN_DEVICE);
+	else
+		CHECK(u.origin == UFL_ORIGIN_SYSCALL ||
+		      u.origin == UFL_ORIGIN_USER_ONLY);
 	CHECK(u.owned);
 	CHECK(u.list == NULL);
 	CHECK_EQ(u.index, UFL_NO_INDEX);
@@ -731,6 +740,158 @@ TEST(read_events_with_nothing_pending_is_zero)
 	CHECK_EQ(ufl_uffd_close(&u), 0);
 }
 
+/* ---------------------------------------------------------------- */
+/* issue 7: what a device controls                                   */
+/* ---------------------------------------------------------------- */
+
+/* userfaultfd(2) with `flags`, UFFDIO_API unless !api. */
+static int raw_uffd(int flags, bool api, uint64_t features)
+{
+	int fd = (int)syscall(SYS_userfaultfd, flags);
+	struct uffdio_api a = { .api = UFFD_API, .features = features };
+
+	if (fd < 0 && errno == EPERM) /* unprivileged: user-mode faults only */
+		fd = (int)syscall(SYS_userfaultfd, flags | UFFD_USER_MODE_ONLY);
+
+	if (fd >= 0 && api && ioctl(fd, UFFDIO_API, &a) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+TEST(read_events_never_blocks_when_o_nonblock_was_cleared)
+{
+	struct ufl_uffd u;
+	struct uffd_msg m[4];
+
+	ufl_uffd_init(&u);
+	CHECK_EQ(ufl_uffd_create(&u, UFL_DEFAULT_FEATURES, NULL), 0);
+	/* What a device sharing the open file can do. */
+	CHECK_EQ(fcntl(u.fd, F_SETFL, 0), 0);
+	CHECK_EQ(ufl_uffd_read_events(&u, m, 4), 0); /* a read(2) would block */
+	CHECK_EQ(fcntl(u.fd, F_GETFL) & O_NONBLOCK, 0); /* RWF_NOWAIT: untouched */
+	CHECK_EQ(ufl_uffd_restore_nonblock(&u), 1);
+	CHECK(fcntl(u.fd, F_GETFL) & O_NONBLOCK);
+	CHECK_EQ(ufl_uffd_restore_nonblock(&u), 0);
+	CHECK_EQ(ufl_uffd_close(&u), 0);
+	CHECK_EQ(ufl_uffd_restore_nonblock(&u), -EBADF);
+}
+
+TEST(fdinfo_shows_api_features_and_flags)
+{
+	struct ufl_uffd_info info;
+	int fd = raw_uffd(O_CLOEXEC, false, 0);
+	struct uffdio_api a = {
+		.api = UFFD_API, .features = UFL_DEFAULT_FEATURES,
+	};
+
+	CHECK(fd >= 0);
+	CHECK_EQ(ufl_uffd_fdinfo(fd, &info), 0);
+	CHECK(!info.initialized);
+	CHECK_EQ(info.features, 0);
+	CHECK_EQ(info.file_flags & O_NONBLOCK, 0);
+	CHECK_EQ(ioctl(fd, UFFDIO_API, &a), 0);
+	CHECK_EQ(ufl_uffd_fdinfo(fd, &info), 0);
+	CHECK(info.initialized);
+	CHECK_EQ(info.api, UFFD_API);
+	CHECK_EQ(info.features, UFL_DEFAULT_FEATURES);
+	CHECK(info.ioctls != 0);
+	close(fd);
+	CHECK_EQ(ufl_uffd_fdinfo(fd, &info), -EBADF);
+	fd = eventfd(0, EFD_CLOEXEC);
+	CHECK_EQ(ufl_uffd_fdinfo(fd, &info), -ENOTTY);
+	close(fd);
+}
+
+TEST(adopt_refuses_a_uffd_without_api_and_leaves_it_as_it_was)
+{
+	struct ufl_uffd u;
+	int fd = raw_uffd(0, false, 0), n0 = ufl_test_count_fds();
+
+	ufl_uffd_init(&u);
+	CHECK(fd >= 0);
+	CHECK_EQ(ufl_uffd_adopt(&u, fd, 0), -EBADFD);
+	CHECK_EQ(u.fd, -1);
+	CHECK(fd_is_open(fd));
+	CHECK_EQ(fcntl(fd, F_GETFL) & O_NONBLOCK, 0);   /* flags untouched */
+	CHECK_EQ(fcntl(fd, F_GETFD) & FD_CLOEXEC, 0);
+	CHECK_EQ(ufl_test_count_fds(), n0);
+	close(fd);
+}
+
+TEST(adopt_reads_features_sets_cloexec_and_checks_need)
+{
+	struct ufl_uffd u;
+	uint64_t missing = 0;
+	int fd = raw_uffd(0, true, UFFD_FEATURE_MISSING_SHMEM);
+
+	ufl_uffd_init(&u);
+	CHECK(fd >= 0);
+	CHECK_EQ(ufl_uffd_adopt_need(&u, fd, 0, UFL_DEFAULT_FEATURES, &missing),
+		 -EOPNOTSUPP);
+	CHECK_EQ(missing, UFFD_FEATURE_EVENT_REMOVE);
+	CHECK_EQ(u.fd, -1);
+	CHECK_EQ(fcntl(fd, F_GETFD) & FD_CLOEXEC, 0);
+	CHECK_EQ(ufl_uffd_adopt_need(&u, fd, 0, UFFD_FEATURE_MISSING_SHMEM,
+				     &missing), 0);
+	CHECK_EQ(u.features, UFFD_FEATURE_MISSING_SHMEM);
+	CHECK(u.ioctls != 0);
+	CHECK(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	CHECK(fcntl(fd, F_GETFL) & O_NONBLOCK);
+	CHECK_EQ(ufl_uffd_close(&u), 0);
+	CHECK(!fd_is_open(fd));
+}
+
+TEST(recv_of_a_uffd_without_api_is_ebadfd_and_closes_it)
+{
+	struct ufl_uffd u;
+	int sv[2], fd = raw_uffd(O_CLOEXEC, false, 0), n0;
+
+	ufl_uffd_init(&u);
+	CHECK(fd >= 0);
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	CHECK_EQ(send_fds(sv[0], &fd, 1), 1);
+	close(fd);
+	n0 = ufl_test_count_fds();
+	CHECK_EQ(ufl_uffd_recv(sv[1], &u, 0), -EBADFD);
+	CHECK_EQ(ufl_test_count_fds(), n0);
+	CHECK_EQ(u.fd, -1);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+TEST(recv_out_of_fds_is_emfile_and_the_message_is_used_up)
+{
+	struct ufl_uffd u, v;
+	struct rlimit old, low;
+	int sv[2], lowest, r;
+
+	ufl_uffd_init(&u);
+	ufl_uffd_init(&v);
+	CHECK_EQ(ufl_uffd_create(&u, UFL_DEFAULT_FEATURES, NULL), 0);
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	CHECK_EQ(ufl_uffd_send(sv[0], &u), 0);
+	CHECK_EQ(ufl_uffd_send(sv[0], &u), 0);
+	/* Every number below the lowest free one is taken: a limit there
+	 * leaves no room for one more fd. */
+	lowest = dup(sv[1]);
+	close(lowest);
+	CHECK_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = (rlim_t)lowest;
+	CHECK_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+	r = ufl_uffd_recv(sv[1], &v, 0);
+	CHECK_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+	CHECK_EQ(r, -EMFILE);
+	CHECK_EQ(v.fd, -1);
+	CHECK_EQ(ufl_uffd_recv(sv[1], &v, 0), 0); /* the next one arrives */
+	CHECK_EQ(ufl_uffd_close(&v), 0);
+	CHECK_EQ(ufl_uffd_close(&u), 0);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 TEST(register_reports_ioctls_and_unregister_works)
 {
 	struct ufl_uffd u;
@@ -980,4 +1141,10 @@ void run_uffd(void)
 	RUN(child_faults_are_served_by_copy_and_zeropage);
 	RUN(fill_of_a_childs_present_page_is_eexist);
 	RUN(uffd_of_an_exited_child_reports_esrch);
+	RUN(read_events_never_blocks_when_o_nonblock_was_cleared);
+	RUN(fdinfo_shows_api_features_and_flags);
+	RUN(adopt_refuses_a_uffd_without_api_and_leaves_it_as_it_was);
+	RUN(adopt_reads_features_sets_cloexec_and_checks_need);
+	RUN(recv_of_a_uffd_without_api_is_ebadfd_and_closes_it);
+	RUN(recv_out_of_fds_is_emfile_and_the_message_is_used_up);
 }
