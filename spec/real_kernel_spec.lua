@@ -167,7 +167,7 @@ describe("real kernel", function()
 
   it("adopt reads a uffd's features from its fdinfo, checks `features`, "
     .. "and leaves the fd as it was when it refuses", function()
-    local fcntl = require "posix.fcntl"
+    local fcntl = posix.require "posix.fcntl"
     local u = assert(ufl.create(ufl.FEATURE_MISSING_SHMEM))
     local fd = assert(fcntl.fcntl(u:fd(), fcntl.F_DUPFD, 0)) -- no CLOEXEC
     local a, msg, errno, lack = ufl.adopt(fd, { features = ufl.DEFAULT_FEATURES })
