@@ -18,7 +18,6 @@
 local ufl = require "uffdlist"
 local monitor = require "uffdlist.monitor"
 local policy = require "uffdlist.policy"
-
 local files = require "spec.helpers.files"
 local read = files.read
 

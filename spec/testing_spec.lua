@@ -4,11 +4,10 @@ local ufl = require "uffdlist"
 local monitor = require "uffdlist.monitor"
 local testing = require "uffdlist.testing"
 local child = require "spec.helpers.child"
-
-local PS = ufl.page_size()
-
 local files = require "spec.helpers.files"
 local tmpfile = files.write_tmp
+
+local PS = ufl.page_size()
 
 -- Every value in the trace is plain data: no function, userdata, thread,
 -- no metatable.

@@ -2,7 +2,6 @@
 -- VERSION gives the C library its file name (libuffdlist.so.VERSION) and
 -- uffdlist.pc its Version, so a release bump that forgets one fails here.
 local ufl = require "uffdlist"
-
 local files = require "spec.helpers.files"
 local read = files.read
 
