@@ -36,12 +36,14 @@
  *                   [--warmup W] [--lua bench/fault_loop.lua]
  */
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -60,14 +62,26 @@ int luaopen_uffdlist_core(lua_State *L);
 #define PATTERN_HEAD 0xA5
 #define PATTERN_TAIL 0x5A
 
-enum config { CFG_C, CFG_LUA, CFG_MONITOR, NCFG };
+enum config {
+	CFG_RAW_COPY, CFG_LUA_COPY, CFG_MON_COPY, CFG_RAW_ZERO, CFG_MON_ZERO,
+	NCFG
+};
 
 static const char *const cfg_name[NCFG] = {
-	"raw C loop", "lua binding", "monitor loop"
+	"raw_copy", "lua_copy", "monitor_copy", "raw_zero", "monitor_zero"
 };
 /* The Lua module's functions building each configuration's serve loop. */
 static const char *const cfg_lua_fn[NCFG] = {
-	NULL, "prepare_binding", "prepare_monitor"
+	NULL, "prepare_binding", "prepare_monitor", NULL, "prepare_monitor_zero"
+};
+/* Zero-page configurations: the children expect zeros. */
+static const bool cfg_zero[NCFG] = { false, false, false, true, true };
+/* The raw loop each configuration is compared with, and the RATIO line. */
+static const enum config cfg_base[NCFG] = {
+	CFG_RAW_COPY, CFG_RAW_COPY, CFG_RAW_COPY, CFG_RAW_ZERO, CFG_RAW_ZERO
+};
+static const char *const cfg_ratio[NCFG] = {
+	NULL, "fault_copy_lua", "fault_copy_monitor", NULL, "fault_zero_monitor"
 };
 
 struct opts {
@@ -77,6 +91,8 @@ struct opts {
 	int batch;
 	long warmup;
 	const char *lua;
+	unsigned only;     /* bit per configuration; 0: all */
+	bool ratio;        /* print the RATIO lines */
 };
 
 struct result {
@@ -114,7 +130,8 @@ static double now_ns(void)
 /* ------------------------------------------------------------------ */
 
 /* Child i: create a uffd, send it, wait for "go", touch its pages. */
-static void child_main(int sock, unsigned char *base, long pages)
+static void child_main(int sock, unsigned char *base, long pages,
+		       bool zero)
 {
 	struct ufl_uffd u;
 	volatile unsigned char *p;
@@ -135,7 +152,8 @@ static void child_main(int sock, unsigned char *base, long pages)
 		_exit(4);
 	for (i = 0; i < pages; i++) {
 		p = base + (size_t)i * page_size;
-		if (p[0] != PATTERN_HEAD || p[page_size - 1] != PATTERN_TAIL)
+		if (zero ? (p[0] | p[page_size - 1]) != 0 :
+		    p[0] != PATTERN_HEAD || p[page_size - 1] != PATTERN_TAIL)
 			bad++;
 	}
 	_exit(bad ? 5 : 0);
@@ -155,7 +173,8 @@ static void kill_children(struct run *rn)
  * the region on each.  `borrow`: the fds are received without ownership
  * (the Lua side adopts them).
  */
-static void setup_run(struct run *rn, const struct opts *o, bool borrow)
+static void setup_run(struct run *rn, const struct opts *o, bool borrow,
+		      bool zero)
 {
 	int i, sv[2], r;
 
@@ -176,7 +195,7 @@ static void setup_run(struct run *rn, const struct opts *o, bool borrow)
 			close(sv[0]);
 			child_main(sv[1], rn->region +
 				   (size_t)i * (size_t)o->pages * page_size,
-				   o->pages);
+				   o->pages, zero);
 		}
 		close(sv[1]);
 		rn->sock[i] = sv[0];
@@ -243,85 +262,97 @@ static void teardown_run(struct run *rn, bool failed)
 /* raw C serving loop                                                  */
 /* ------------------------------------------------------------------ */
 
-static int ok_register(void *self, struct ufl_uffd *u) { return 0; }
-static int ok_is_dead(void *self, struct ufl_uffd *u) { return 0; }
-static int ok_reset(void *self) { return 0; }
-
-static const struct ufl_checker_ops alive_ops = {
-	.register_uffd = ok_register,
-	.is_dead = ok_is_dead,
-	.reset = ok_reset,
-};
-
-/* Fills one page; 0 or -errno. */
-static int serve_page(struct ufl_uffd *u, uintptr_t addr, const void *src)
+/*
+ * The raw C loop: nothing of ours, the syscalls themselves (epoll(7),
+ * read(2) of struct uffd_msg, ioctl(2) UFFDIO_COPY / UFFDIO_ZEROPAGE /
+ * UFFDIO_WAKE, see ioctl_userfaultfd(2)).  It is what a VMM written in C
+ * without uffdlist would do, and the baseline every ratio is against.
+ */
+static int raw_fill(int fd, uintptr_t addr, const void *src, bool zero)
 {
 	size_t done = 0;
-	ssize_t r;
 
 	while (done < page_size) {
-		r = ufl_uffd_copy(u, addr + done, (const char *)src + done,
-				  page_size - done, 0);
+		long long r;
+
+		if (zero) {
+			struct uffdio_zeropage z = {
+				.range = { addr + done, page_size - done },
+			};
+
+			if (ioctl(fd, UFFDIO_ZEROPAGE, &z) == 0)
+				return 0;
+			r = z.zeropage;
+		} else {
+			struct uffdio_copy c = {
+				.dst = addr + done,
+				.src = (uintptr_t)src + done,
+				.len = page_size - done,
+			};
+
+			if (ioctl(fd, UFFDIO_COPY, &c) == 0)
+				return 0;
+			r = c.copy;
+		}
+		if (errno == EEXIST) {
+			struct uffdio_range w = { addr, page_size };
+
+			return ioctl(fd, UFFDIO_WAKE, &w) == 0 ? 0 : -errno;
+		}
+		if (errno != EAGAIN)
+			return -errno;
+		/* -EAGAIN, or a partial count in the signed field */
 		if (r > 0)
 			done += (size_t)r;
-		else if (r == -EEXIST)
-			return ufl_uffd_wake(u, addr, page_size);
-		else if (r != -EAGAIN)
-			return (int)r;
-		/* -EAGAIN: no non-cooperative event happens here; retry. */
 	}
 	return 0;
 }
 
-static double run_c(const struct opts *o, const void *src)
+static double run_raw(const struct opts *o, const void *src, bool zero)
 {
 	static struct epoll_event evs[64];
 	static struct uffd_msg msgs[MAX_BATCH];
-	struct ufl_checker checker = { &alive_ops, NULL };
-	struct ufl_waitctx ctx;
-	struct ufl_list list;
 	struct run rn;
-	const uint64_t base = (uint64_t)1 << 32;
 	const long total = (long)o->children * o->pages;
 	long served = 0;
 	double t0, t1;
-	int i, r;
+	int i, r, epfd, fds[MAX_CHILDREN];
 
-	setup_run(&rn, o, false);
-	ufl_waitctx_init(&ctx);
-	if ((r = ufl_waitctx_open(&ctx)) < 0)
-		die("waitctx", -r);
-	if ((r = ufl_list_init(&list, &rn.uffd[0], checker, &ctx, base)) < 0)
-		die("list", -r);
-	ufl_list_set_num_static_devices(&list, (uint32_t)(rn.k - 1));
-	for (i = 1; i < rn.k; i++)
-		if ((r = ufl_list_register(&list, &rn.uffd[i])) < 0)
-			die("list register", -r);
+	setup_run(&rn, o, false, zero);
+	if ((epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
+		die("epoll_create1", errno);
+	for (i = 0; i < rn.k; i++) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.u64 = i };
+
+		fds[i] = rn.uffd[i].fd;
+		if (epoll_ctl(epfd, EPOLL_CTL_ADD, fds[i], &ev) < 0)
+			die("epoll_ctl", errno);
+	}
 
 	t0 = now_ns();
 	send_go(&rn);
 	while (served < total) {
-		int n = ufl_waitctx_wait(&ctx, evs, 64, WAIT_MS);
+		int n = epoll_wait(epfd, evs, 64, WAIT_MS);
 
 		if (n <= 0) {
-			fprintf(stderr, "fault_loop: C loop: %s after %ld "
-				"faults\n", n ? strerror(-n) : "timeout",
+			if (n < 0 && errno == EINTR)
+				continue;
+			fprintf(stderr, "fault_loop: raw loop: %s after %ld "
+				"faults\n", n ? strerror(errno) : "timeout",
 				served);
 			teardown_run(&rn, true);
 		}
 		for (i = 0; i < n; i++) {
-			uint64_t tok = evs[i].data.u64;
-			struct ufl_uffd *u;
+			int fd = fds[evs[i].data.u64];
 			ssize_t m, j;
 
-			if (!ufl_list_owns_token(&list, tok))
-				continue;
-			u = ufl_list_get(&list, ufl_token_index(tok));
-			if (!u)
-				continue;
-			m = ufl_uffd_read_events(u, msgs, (size_t)o->batch);
-			if (m < 0)
-				die("read_events", (int)-m);
+			m = read(fd, msgs, (size_t)o->batch * sizeof(*msgs));
+			if (m < 0) {
+				if (errno == EAGAIN || errno == EINTR)
+					continue;
+				die("read", errno);
+			}
+			m /= (ssize_t)sizeof(*msgs);
 			for (j = 0; j < m; j++) {
 				uintptr_t a;
 
@@ -329,16 +360,17 @@ static double run_c(const struct opts *o, const void *src)
 					continue;
 				a = (uintptr_t)msgs[j].arg.pagefault.address &
 				    ~(uintptr_t)(page_size - 1);
-				if ((r = serve_page(u, a, src)) < 0)
-					die("copy", -r);
+				if ((r = raw_fill(fd, a, src, zero)) < 0)
+					die(zero ? "zeropage" : "copy", -r);
 				served++;
 			}
 		}
 	}
 	t1 = now_ns();
 
-	ufl_list_close(&list);
-	ufl_waitctx_close(&ctx);
+	close(epfd);
+	for (i = 0; i < rn.k; i++)
+		ufl_uffd_close(&rn.uffd[i]);
 	teardown_run(&rn, false);
 	return (t1 - t0) / (double)total;
 }
@@ -417,7 +449,7 @@ static struct result run_lua(lua_State *L, enum config cfg,
 	double t0, t1;
 	int i;
 
-	setup_run(&rn, o, true);
+	setup_run(&rn, o, true, cfg_zero[cfg]);
 	lua_getfield(L, LUA_REGISTRYINDEX, "fault_loop.bench");
 	lua_getfield(L, -1, cfg_lua_fn[cfg]);
 	lua_remove(L, -2);
@@ -473,7 +505,9 @@ static double median(double *v, int n)
 static void usage(void)
 {
 	fputs("usage: fault_loop [--children K] [--pages P] [--runs R] "
-	      "[--batch B] [--warmup W] [--lua FILE]\n", stderr);
+	      "[--batch B] [--warmup W] [--lua FILE] [--only CFG,...] "
+	      "[--ratio]\n  CFG: raw_copy lua_copy monitor_copy raw_zero "
+	      "monitor_zero\n", stderr);
 	exit(2);
 }
 
@@ -494,14 +528,55 @@ static long num_arg(int argc, char **argv, int *i, long lo, long hi)
 	return v;
 }
 
+static unsigned parse_only(const char *arg)
+{
+	char buf[256], *tok, *save;
+	unsigned m = 0;
+	int c;
+
+	snprintf(buf, sizeof(buf), "%s", arg);
+	for (tok = strtok_r(buf, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		for (c = 0; c < NCFG; c++)
+			if (!strcmp(tok, cfg_name[c]))
+				break;
+		if (c == NCFG)
+			usage();
+		m |= 1u << c;
+	}
+	return m;
+}
+
+/* "cpus 0" or "cpus 0-1": where this process (and the children it forks,
+ * which inherit the mask) may run. */
+static void print_placement(void)
+{
+	cpu_set_t set;
+	int c, n = 0;
+
+	if (sched_getaffinity(0, sizeof(set), &set) < 0) {
+		printf("placement: unknown (%s)\n", strerror(errno));
+		return;
+	}
+	printf("placement: server and children on cpus");
+	for (c = 0; c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, &set)) {
+			printf("%s%d", n ? "," : " ", c);
+			n++;
+		}
+	printf(" (%s) of %ld online\n", n == 1 ? "pinned" : "unpinned",
+	       sysconf(_SC_NPROCESSORS_ONLN));
+}
+
 int main(int argc, char **argv)
 {
-	struct opts o = { 4, 4096, 5, 64, -1, NULL };
+	struct opts o = { 4, 4096, 5, 64, -1, NULL, 0, false };
 	double *ns[NCFG], *alloc[NCFG], med[NCFG], amed[NCFG];
+	bool on[NCFG];
 	long total;
 	void *src;
 	lua_State *L = NULL;
-	int i, c, ncfg;
+	int i, c;
 
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--children"))
@@ -517,6 +592,10 @@ int main(int argc, char **argv)
 			o.warmup = num_arg(argc, argv, &i, 0, 1L << 30);
 		else if (!strcmp(argv[i], "--lua") && i + 1 < argc)
 			o.lua = argv[++i];
+		else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+			o.only = parse_only(argv[++i]);
+		else if (!strcmp(argv[i], "--ratio"))
+			o.ratio = true;
 		else
 			usage();
 	}
@@ -534,21 +613,24 @@ int main(int argc, char **argv)
 	((unsigned char *)src)[0] = PATTERN_HEAD;
 	((unsigned char *)src)[page_size - 1] = PATTERN_TAIL;
 
-	ncfg = o.lua ? NCFG : 1;
-	if (o.lua)
-		L = lua_setup(o.lua);
-	for (c = 0; c < ncfg; c++) {
+	for (c = 0; c < NCFG; c++) {
+		on[c] = (!o.only || (o.only & (1u << c))) &&
+			(cfg_lua_fn[c] == NULL || o.lua);
 		ns[c] = calloc((size_t)o.runs, sizeof(double));
 		alloc[c] = calloc((size_t)o.runs, sizeof(double));
 		if (!ns[c] || !alloc[c])
 			die("calloc", ENOMEM);
 	}
+	if (o.lua)
+		L = lua_setup(o.lua);
 
 	/* Interleaved: run r of every configuration, then run r+1. */
 	for (i = 0; i < o.runs; i++) {
-		for (c = 0; c < ncfg; c++) {
-			if (c == CFG_C) {
-				ns[c][i] = run_c(&o, src);
+		for (c = 0; c < NCFG; c++) {
+			if (!on[c])
+				continue;
+			if (!cfg_lua_fn[c]) {
+				ns[c][i] = run_raw(&o, src, cfg_zero[c]);
 				alloc[c][i] = -1;
 			} else {
 				struct result r = run_lua(L, (enum config)c,
@@ -559,30 +641,53 @@ int main(int argc, char **argv)
 			}
 		}
 	}
-	for (c = 0; c < ncfg; c++) {
+	for (c = 0; c < NCFG; c++) {
+		if (!on[c])
+			continue;
 		med[c] = median(ns[c], o.runs);
 		amed[c] = median(alloc[c], o.runs);
 	}
 
 	printf("uffdlist fault-serving benchmark: %d children x %ld pages "
-	       "= %ld faults per run, batch %d, median of %d runs\n",
+	       "= %ld faults per run, batch %d, %d interleaved runs\n",
 	       o.children, o.pages, total, o.batch, o.runs);
-	printf("%-14s %9s %12s %12s %10s\n", "configuration", "faults",
-	       "ns/fault", "faults/s", "ratio");
-	for (c = 0; c < ncfg; c++)
-		printf("%-14s %9ld %12.0f %12.0f %8.2fx C\n", cfg_name[c],
-		       total, med[c], 1e9 / med[c], med[c] / med[CFG_C]);
-	for (c = 1; c < ncfg; c++)
-		printf("%s: Lua bytes allocated per fault after %ld warm-up "
-		       "faults: %.3f (median; max %.3f)\n", cfg_name[c],
-		       o.warmup, amed[c], alloc[c][o.runs - 1]);
-	for (c = 0; c < ncfg; c++) {
+	print_placement();
+	printf("%-14s %9s %10s %10s %12s %12s\n", "configuration", "faults",
+	       "min ns", "median ns", "faults/s", "ratio");
+	for (c = 0; c < NCFG; c++) {
+		enum config b = cfg_base[c];
+
+		if (!on[c])
+			continue;
+		printf("%-14s %9ld %10.0f %10.0f %12.0f", cfg_name[c], total,
+		       ns[c][0], med[c], 1e9 / med[c]);
+		if ((int)b != c && on[b])
+			printf(" %8.3fx %s", med[c] / med[b], cfg_name[b]);
+		printf("\n");
+	}
+	for (c = 0; c < NCFG; c++)
+		if (on[c] && cfg_lua_fn[c])
+			printf("%s: Lua bytes allocated per fault after %ld "
+			       "warm-up faults: %.3f (median; max %.3f)\n",
+			       cfg_name[c], o.warmup, amed[c],
+			       alloc[c][o.runs - 1]);
+	for (c = 0; c < NCFG; c++) {
+		if (!on[c])
+			continue;
 		printf("%s: ns/fault of each run (sorted):", cfg_name[c]);
 		for (i = 0; i < o.runs; i++)
 			printf(" %.0f", ns[c][i]);
 		printf("\n");
 	}
-	for (c = 0; c < ncfg; c++) {
+	for (c = 0; c < NCFG; c++) {
+		enum config b = cfg_base[c];
+
+		if (!on[c] || !cfg_ratio[c] || !on[b])
+			continue;
+		printf("%s %s %.3f 1.05\n", o.ratio ? "RATIO" : "ratio",
+		       cfg_ratio[c], med[c] / med[b]);
+	}
+	for (c = 0; c < NCFG; c++) {
 		free(ns[c]);
 		free(alloc[c]);
 	}

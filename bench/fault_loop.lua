@@ -10,8 +10,10 @@
 --   prepare_binding(fds, opts) -> serve, close   the loop written directly
 --       on the binding: list:wait and u:read_events into reused tables,
 --       u:copy(dst, src_addr, len)
---   prepare_monitor(fds, opts) -> serve, close   uffdlist.monitor with the
---       crosvm policy and a pagefault handler doing m:serve with a copy fill
+--   prepare_monitor(fds, opts) -> serve, close   uffdlist.monitor with its
+--       default policy and a copy fill (opts.fill)
+--   prepare_monitor_zero(fds, opts) -> serve, close   the same with the
+--       monitor's default fill, zeropage
 --
 -- opts: total (faults to serve), batch (events per read), warmup (faults
 -- served before the allocation count starts).  serve() returns the bytes
@@ -19,6 +21,9 @@
 -- warm-up on, so collectgarbage("count") only grows by what was allocated.
 
 local ufl = require "uffdlist"
+if os.getenv("BENCH_JITOFF") then jit.off() end
+if os.getenv("BENCH_JP") then require("jit.p").start(os.getenv("BENCH_JP_MODE") or "Fl", os.getenv("BENCH_JP")) end
+if os.getenv("BENCH_JV") then require("jit.v").on(os.getenv("BENCH_JV")) end
 local monitor = require "uffdlist.monitor"
 
 local collectgarbage, error, tostring = collectgarbage, error, tostring
@@ -151,22 +156,15 @@ function M.prepare_binding(fds, opts)
   return serve, closer(list, ctx)
 end
 
---- The monitor loop, crosvm policy, copy fill.
-function M.prepare_monitor(fds, opts)
+-- The monitor loop with its default policy; fill nil: its default fill
+-- (zeropage), else the copy fill.
+local function prepare_monitor(fds, opts, fill)
   local list, ctx = make_list(fds)
   local total, warm = opts.total, opts.warmup
-  local function fill(u, addr, len)
-    return u:copy(addr, SRC, len)
-  end
   local m = monitor.new{
     list = list,
-    policy = "crosvm",
     batch = opts.batch,
-    handlers = {
-      pagefault = function(mon, u, ev)
-        mon:serve(u, ev, fill)
-      end,
-    },
+    fill = fill,
     on_error = function(_, what, msg, errno)
       error("monitor: " .. tostring(what) .. ": " .. tostring(msg)
         .. " (errno " .. tostring(errno) .. ")")
@@ -176,8 +174,12 @@ function M.prepare_monitor(fds, opts)
   local kb0, warm_at
   local last_round_faults, idle_rounds = 0, 0
 
+  local function served()
+    return st.served_copy + st.served_zero + st.woken
+  end
+
   local function done(mon)
-    local s = st.served_copy + st.woken
+    local s = served()
     if kb0 == nil and s >= warm then
       collectgarbage("stop")
       kb0, warm_at = collectgarbage("count"), s
@@ -201,10 +203,21 @@ function M.prepare_monitor(fds, opts)
     end
     local kb1 = collectgarbage("count")
     collectgarbage("restart")
-    return per_fault(kb0 or kb1, kb1, st.served_copy + st.woken
-      - (warm_at or 0))
+    return per_fault(kb0 or kb1, kb1, served() - (warm_at or 0))
   end
   return serve, closer(list, ctx, m)
+end
+
+--- The monitor loop, default policy, copy fill.
+function M.prepare_monitor(fds, opts)
+  return prepare_monitor(fds, opts, function(u, addr, len)
+    return u:copy(addr, SRC, len)
+  end)
+end
+
+--- The monitor loop, default policy, default (zeropage) fill.
+function M.prepare_monitor_zero(fds, opts)
+  return prepare_monitor(fds, opts, nil)
 end
 
 return M

@@ -7,8 +7,9 @@
  * (no POLLHUP).  So we probe: a page mapped MAP_SHARED in the process that
  * creates the checker exists, at the same address, in every process forked
  * later; it is registered on each dynamic uffd, and UFFDIO_ZEROPAGE on it
- * tells dead (ESRCH) from alive (success, or EEXIST once the shared page is
- * populated).  Every fd it holds (the memfd) is O_CLOEXEC.
+ * tells dead (ESRCH) from alive (EEXIST: the shared page is populated when
+ * the checker opens; success if a device punched it out of the memfd).
+ * Every fd it holds (the memfd) is O_CLOEXEC.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,8 +19,9 @@
 #include "uffdlist.h"
 
 /*
- * The page is a memfd's, not MAP_ANONYMOUS: reset must free it without
- * waiting on anybody.  MADV_REMOVE first calls userfaultfd_remove() on the
+ * The page is a memfd's, not MAP_ANONYMOUS (reset frees nothing any more,
+ * see there, but should the page ever be freed, this is how): freeing must
+ * not wait on anybody.  MADV_REMOVE first calls userfaultfd_remove() on the
  * range (mm/madvise.c, madvise_remove), which blocks until every uffd
  * registered there with EVENT_REMOVE has had its REMOVE event read — and a
  * uffd of the monitor's own process (a dup of one sent back by a device,
@@ -45,6 +47,11 @@ int ufl_dead_checker_open(struct ufl_dead_checker *c)
 	p = mmap(NULL, (size_t)ps, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED)
 		goto fail;
+	/* Populated once, here: every probe of a live uffd then fails with
+	 * EEXIST (the shmem page is in the page cache: mm/shmem.c
+	 * shmem_mfill_atomic_pte -> shmem_add_to_page_cache) instead of
+	 * filling it, so no probe ever leaves anything to free; see reset. */
+	*(volatile unsigned char *)p = 0;
 	c->page = p;
 	c->page_size = (size_t)ps;
 	c->memfd = fd;
@@ -81,21 +88,19 @@ int ufl_dead_checker_is_dead(struct ufl_dead_checker *c, struct ufl_uffd *u)
 	return r == -ESRCH;
 }
 
-/* Frees the populated page so the next probe can fill it again; without it
- * every probe after the first would just see EEXIST, which is fine, but the
- * page would stay allocated.  See ufl_dead_checker_open for why it is a
- * punched hole and not MADV_REMOVE. */
+/* Nothing to do: the page is populated from open on, so no probe fills
+ * it (crosvm frees it with MADV_REMOVE after each gc).  Freeing it is not
+ * O(1): a hole punch (PUNCH_HOLE, or MADV_REMOVE) unmaps the page from
+ * every process that maps it (mm/shmem.c shmem_fallocate ->
+ * unmap_mapping_range walks the file's i_mmap tree), i.e. from every
+ * device process forked since the checker was opened — 330 us with 1,000
+ * devices, milliseconds with 10,000 (bench/README.md, collect_one and
+ * gc_pause), paid by every gc{only} and gc{budget} step. */
 int ufl_dead_checker_reset(struct ufl_dead_checker *c)
 {
-	int r;
-
 	if (!c->page)
 		return -EBADF;
-	do
-		r = fallocate(c->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			      0, (off_t)c->page_size);
-	while (r != 0 && errno == EINTR);
-	return r == 0 ? 0 : -errno;
+	return 0;
 }
 
 void ufl_dead_checker_close(struct ufl_dead_checker *c)

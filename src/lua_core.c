@@ -23,6 +23,10 @@ void lufl_newclass(lua_State *L, const char *tname, const luaL_Reg *methods,
 		   const luaL_Reg *meta)
 {
 	luaL_newmetatable(L, tname);
+	/* Also under the name's address, for lufl_testudata's fast path. */
+	lua_pushlightuserdata(L, (void *)tname);
+	lua_pushvalue(L, -2);
+	lua_rawset(L, LUA_REGISTRYINDEX);
 	luaL_setfuncs(L, meta, 0);
 	lua_pushstring(L, tname);
 	lua_setfield(L, -2, "__name");
@@ -34,12 +38,29 @@ void lufl_newclass(lua_State *L, const char *tname, const luaL_Reg *methods,
 
 void *lufl_testudata(lua_State *L, int idx, const char *tname)
 {
-	/* Full userdata only: luaL_testudata (5.2+ API: LuaJIT 2.1 and
-	 * 5.3/5.4 have it, compat-5.3 gives 5.1) takes a light userdata too,
-	 * and debug.setmetatable can give those our metatable. */
+	void *p;
+	int same;
+
+	/* Full userdata only: a light userdata can be given our metatable
+	 * too (debug.setmetatable sets the one of all light userdata). */
 	if (lua_type(L, idx) != LUA_TUSERDATA)
 		return NULL;
-	return luaL_testudata(L, idx, tname);
+	p = lua_touserdata(L, idx);
+	if (!lua_getmetatable(L, idx))
+		return NULL;
+	/* Every method call checks its self: a string key would be hashed
+	 * and interned each time (~25 ns, bench/README.md); the metatable is
+	 * also registered under the name's address.  A copy of the name at
+	 * another address (no string merging) takes the string path. */
+	lua_pushlightuserdata(L, (void *)tname);
+	lua_rawget(L, LUA_REGISTRYINDEX);
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		lua_getfield(L, LUA_REGISTRYINDEX, tname);
+	}
+	same = lua_rawequal(L, -1, -2);
+	lua_pop(L, 2);
+	return same ? p : NULL;
 }
 
 const char *lufl_typename(lua_State *L, int idx)

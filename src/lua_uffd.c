@@ -496,50 +496,151 @@ struct readcall {
 	int n;
 };
 
-/* t[k] = v, raw (no metamethod of the caller's tables runs here): the
- * value is on top, the table under it. */
-static void rawsetfield(lua_State *L, const char *k)
+/*
+ * The field names and kinds are upvalues of read_events and of
+ * convert_events (the same strings, in this order): pushing an upvalue is
+ * a copy, where lua_pushstring hashes and interns the name for every field
+ * of every event (and may run a collection step).
+ */
+enum {
+	K_KIND = 1, K_ADDRESS, K_FLAGS, K_WRITE, K_WP, K_MINOR, K_TID, K_UFFD,
+	K_ERRNO, K_FROM, K_TO, K_LEN, K_START, K_STOP, K_EVENT,
+	K_PAGEFAULT, K_FORK, K_REMAP, K_REMOVE, K_UNMAP, K_UNKNOWN, K_COUNT
+};
+static const char *const upnames[] = {
+	NULL, "kind", "address", "flags", "write", "wp", "minor", "tid", "uffd",
+	"errno", "from", "to", "len", "start", "stop", "event",
+	"pagefault", "fork", "remap", "remove", "unmap", "unknown"
+};
+#define UP(k) lua_upvalueindex(k)
+
+static void push_upnames(lua_State *L)
 {
-	lua_pushstring(L, k);
-	lua_insert(L, -2);
+	int k;
+
+	for (k = 1; k < K_COUNT; k++)
+		lua_pushstring(L, upnames[k]);
+}
+
+/* t[key] = v, raw (no metamethod of the caller's tables runs here); the
+ * table is on top. */
+static void setnum(lua_State *L, int key, uint64_t v)
+{
+	lua_pushvalue(L, UP(key));
+	lufl_pushu64(L, v);
 	lua_rawset(L, -3);
 }
 
-static void setnum(lua_State *L, const char *k, uint64_t v)
+static void setbool(lua_State *L, int key, bool v)
 {
-	lufl_pushu64(L, v);
-	rawsetfield(L, k);
-}
-
-static void setbool(lua_State *L, const char *k, bool v)
-{
+	lua_pushvalue(L, UP(key));
 	lua_pushboolean(L, v);
-	rawsetfield(L, k);
+	lua_rawset(L, -3);
 }
 
-static void clear(lua_State *L, const char *const *keys)
+static void setnil(lua_State *L, int key)
 {
-	for (; *keys; keys++) {
-		lua_pushnil(L);
-		rawsetfield(L, *keys);
-	}
+	lua_pushvalue(L, UP(key));
+	lua_pushnil(L);
+	lua_rawset(L, -3);
 }
 
-static const char *const all_fields[] = {
-	"address", "flags", "write", "wp", "minor", "tid", "uffd", "errno",
-	"from", "to", "len", "start", "stop", "event", NULL
-};
-
-static const char *kind_of(uint8_t event)
+static int kind_of(uint8_t event)
 {
 	switch (event) {
-	case UFFD_EVENT_PAGEFAULT: return "pagefault";
-	case UFFD_EVENT_FORK: return "fork";
-	case UFFD_EVENT_REMAP: return "remap";
-	case UFFD_EVENT_REMOVE: return "remove";
-	case UFFD_EVENT_UNMAP: return "unmap";
-	default: return "unknown";
+	case UFFD_EVENT_PAGEFAULT: return K_PAGEFAULT;
+	case UFFD_EVENT_FORK: return K_FORK;
+	case UFFD_EVENT_REMAP: return K_REMAP;
+	case UFFD_EVENT_REMOVE: return K_REMOVE;
+	case UFFD_EVENT_UNMAP: return K_UNMAP;
+	default: return K_UNKNOWN;
 	}
+}
+
+/*
+ * Fills out[1..n] (2: out) from the buffer and truncates it; fork events
+ * take their uffd (or errno) from the stack at forkbase on.  A table that
+ * held an event of another kind has every field cleared first.  Runs in
+ * a C function with the upnames upvalues.
+ */
+static int fill_events(lua_State *L, struct readcall *rc, int forkbase,
+			bool plain)
+{
+	struct uffd_msg *m = rc->x->buf;
+	int i, fork = forkbase;
+
+	for (i = 0; i < rc->n; i++) {
+		int kind = kind_of(m[i].event), k;
+
+		lua_rawgeti(L, 2, i + 1);
+		if (!lua_istable(L, -1)) {
+			lua_pop(L, 1);
+			if (plain)
+				return -1;   /* creating one may collect */
+			lua_createtable(L, 0, 8);
+			lua_pushvalue(L, -1);
+			lua_rawseti(L, 2, i + 1);
+		}
+		lua_pushvalue(L, UP(K_KIND));
+		lua_rawget(L, -2);
+		/* interned strings: equal strings are the same object */
+		if (kind == K_UNKNOWN || !lua_rawequal(L, -1, UP(kind))) {
+			lua_pop(L, 1);
+			for (k = K_ADDRESS; k <= K_EVENT; k++)
+				setnil(L, k);
+			lua_pushvalue(L, UP(K_KIND));
+			lua_pushvalue(L, UP(kind));
+			lua_rawset(L, -3);
+		} else {
+			lua_pop(L, 1);
+		}
+		switch (m[i].event) {
+		case UFFD_EVENT_PAGEFAULT: {
+			uint64_t fl = m[i].arg.pagefault.flags;
+
+			setnum(L, K_ADDRESS, m[i].arg.pagefault.address);
+			setnum(L, K_FLAGS, fl);
+			setbool(L, K_WRITE, fl & UFFD_PAGEFAULT_FLAG_WRITE);
+			setbool(L, K_WP, fl & UFFD_PAGEFAULT_FLAG_WP);
+#ifdef UFFD_PAGEFAULT_FLAG_MINOR
+			setbool(L, K_MINOR, fl & UFFD_PAGEFAULT_FLAG_MINOR);
+#else
+			setbool(L, K_MINOR, false);
+#endif
+			if (rc->x->u.features & UFFD_FEATURE_THREAD_ID)
+				setnum(L, K_TID, m[i].arg.pagefault.feat.ptid);
+			else
+				setnil(L, K_TID);
+			break;
+		}
+		case UFFD_EVENT_FORK:
+			lua_pushvalue(L, UP(K_ERRNO));
+			lua_pushvalue(L, UP(K_UFFD));
+			if (lua_type(L, fork) == LUA_TNUMBER)
+				lua_insert(L, -2);   /* errno = it, uffd = nil */
+			lua_pushvalue(L, fork++);
+			lua_rawset(L, -4);
+			lua_pushnil(L);
+			lua_rawset(L, -3);
+			break;
+		case UFFD_EVENT_REMAP:
+			setnum(L, K_FROM, m[i].arg.remap.from);
+			setnum(L, K_TO, m[i].arg.remap.to);
+			setnum(L, K_LEN, m[i].arg.remap.len);
+			break;
+		case UFFD_EVENT_REMOVE:
+		case UFFD_EVENT_UNMAP:
+			setnum(L, K_START, m[i].arg.remove.start);
+			setnum(L, K_STOP, m[i].arg.remove.end);
+			break;
+		default:
+			setnum(L, K_EVENT, m[i].event);
+			break;
+		}
+		lua_pop(L, 1);
+	}
+	lufl_truncate(L, 2, rc->n + 1);
+	return 0;
 }
 
 /*
@@ -552,7 +653,7 @@ static int convert_events(lua_State *L)
 {
 	struct readcall *rc = lua_touserdata(L, 3);
 	struct uffd_msg *m = rc->x->buf;
-	int i, nforks = 0, forkbase, fork;
+	int i, nforks = 0, forkbase;
 
 	for (i = 0; i < rc->n; i++)
 		nforks += m[i].event == UFFD_EVENT_FORK;
@@ -580,80 +681,19 @@ static int convert_events(lua_State *L)
 		nu->u.features = rc->x->u.features;
 		nu->u.ioctls = rc->x->u.ioctls;
 	}
-	fork = forkbase;
-	for (i = 0; i < rc->n; i++) {
-		const char *kind = kind_of(m[i].event);
-		bool same;
-
-		lua_rawgeti(L, 2, i + 1);
-		if (!lua_istable(L, -1)) {
-			lua_pop(L, 1);
-			lua_createtable(L, 0, 8);
-			lua_pushvalue(L, -1);
-			lua_rawseti(L, 2, i + 1);
-		}
-		lua_pushliteral(L, "kind");
-		lua_rawget(L, -2);
-		same = lua_type(L, -1) == LUA_TSTRING &&
-		       strcmp(lua_tostring(L, -1), kind) == 0 &&
-		       strcmp(kind, "unknown") != 0;
-		lua_pop(L, 1);
-		if (!same) {
-			clear(L, all_fields);
-			lua_pushstring(L, kind);
-			rawsetfield(L, "kind");
-		}
-		switch (m[i].event) {
-		case UFFD_EVENT_PAGEFAULT: {
-			uint64_t fl = m[i].arg.pagefault.flags;
-
-			setnum(L, "address", m[i].arg.pagefault.address);
-			setnum(L, "flags", fl);
-			setbool(L, "write", fl & UFFD_PAGEFAULT_FLAG_WRITE);
-			setbool(L, "wp", fl & UFFD_PAGEFAULT_FLAG_WP);
-#ifdef UFFD_PAGEFAULT_FLAG_MINOR
-			setbool(L, "minor", fl & UFFD_PAGEFAULT_FLAG_MINOR);
-#else
-			setbool(L, "minor", false);
-#endif
-			if (rc->x->u.features & UFFD_FEATURE_THREAD_ID) {
-				setnum(L, "tid", m[i].arg.pagefault.feat.ptid);
-			} else {
-				lua_pushnil(L);
-				rawsetfield(L, "tid");
-			}
-			break;
-		}
-		case UFFD_EVENT_FORK:
-			lua_pushvalue(L, fork++);
-			if (lua_type(L, -1) == LUA_TNUMBER) {
-				rawsetfield(L, "errno");
-				lua_pushnil(L);
-				rawsetfield(L, "uffd");
-			} else {
-				rawsetfield(L, "uffd");
-				lua_pushnil(L);
-				rawsetfield(L, "errno");
-			}
-			break;
-		case UFFD_EVENT_REMAP:
-			setnum(L, "from", m[i].arg.remap.from);
-			setnum(L, "to", m[i].arg.remap.to);
-			setnum(L, "len", m[i].arg.remap.len);
-			break;
-		case UFFD_EVENT_REMOVE:
-		case UFFD_EVENT_UNMAP:
-			setnum(L, "start", m[i].arg.remove.start);
-			setnum(L, "stop", m[i].arg.remove.end);
-			break;
-		default:
-			setnum(L, "event", m[i].event);
-			break;
-		}
-		lua_pop(L, 1);
-	}
-	lufl_truncate(L, 2, rc->n + 1);
+	fill_events(L, rc, forkbase, false);
 	return 0;
+}
+
+/* The fast path's condition: no fork event in the batch. */
+static bool has_fork(const struct readcall *rc)
+{
+	int i;
+
+	for (i = 0; i < rc->n; i++)
+		if (rc->x->buf[i].event == UFFD_EVENT_FORK)
+			return true;
+	return false;
 }
 
 /* Registry key of the one convert_events closure: pushing a C function
@@ -694,15 +734,30 @@ static int m_read_events(lua_State *L)
 	/* Everything the conversion needs is pushed before the read: from
 	 * the read on, nothing may raise outside the protected call. */
 	luaL_checkstack(L, 8, NULL);
+	n = ufl_uffd_read_events(&x->u, x->buf, max);
+	if (n < 0)
+		return lufl_pusherror(L, "read_events", (int)-n);
+	rc.n = (int)n;
+	/*
+	 * The fast path: no fork event, and out[1..n] are tables already (the
+	 * steady state of a loop that reuses its tables).  Then the
+	 * conversion creates nothing: it pushes upvalues, numbers and
+	 * booleans and sets fields (lua_rawset may grow a table, and so raise
+	 * out of memory, but runs no collection step, so no finalizer can
+	 * re-enter), and no fd can leak: no lua_pcall, no re-entry guard.  It
+	 * stops at the first out[i] that is no table (what it filled is
+	 * filled again by the protected path).
+	 */
+	if (!has_fork(&rc) && fill_events(L, &rc, 0, true) == 0) {
+		lua_pushinteger(L, (lua_Integer)n);
+		lua_pushvalue(L, 2);
+		return 2;
+	}
 	lua_pushlightuserdata(L, (void *)&convert_events_key);
 	lua_rawget(L, LUA_REGISTRYINDEX);
 	lua_pushvalue(L, 1);
 	lua_pushvalue(L, 2);
 	lua_pushlightuserdata(L, &rc);
-	n = ufl_uffd_read_events(&x->u, x->buf, max);
-	if (n < 0)
-		return lufl_pusherror(L, "read_events", (int)-n);
-	rc.n = (int)n;
 	x->reading = true;
 	r = lua_pcall(L, 3, 0, 0);
 	x->reading = false;
@@ -827,7 +882,6 @@ static const luaL_Reg methods[] = {
 	{ "continue", m_continue },
 	{ "wake", m_wake },
 	{ "writeprotect", m_writeprotect },
-	{ "read_events", m_read_events },
 	{ "dup", m_dup },
 	{ "send", m_send },
 	{ "close", m_close },
@@ -853,8 +907,16 @@ static const luaL_Reg functions[] = {
 void lufl_open_uffd(lua_State *L)
 {
 	lua_pushlightuserdata(L, (void *)&convert_events_key);
-	lua_pushcfunction(L, convert_events);
+	push_upnames(L);
+	lua_pushcclosure(L, convert_events, K_COUNT - 1);
 	lua_rawset(L, LUA_REGISTRYINDEX);
 	lufl_newclass(L, LUFL_UFFD, methods, meta);
+	/* read_events with the field names as upvalues (see upnames) */
+	luaL_getmetatable(L, LUFL_UFFD);
+	lua_getfield(L, -1, "__index");
+	push_upnames(L);
+	lua_pushcclosure(L, m_read_events, K_COUNT - 1);
+	lua_setfield(L, -2, "read_events");
+	lua_pop(L, 2);
 	luaL_setfuncs(L, functions, 0);
 }

@@ -288,9 +288,10 @@ int ufl_dead_checker_register(struct ufl_dead_checker *c, struct ufl_uffd *u);
  * EEXIST, EAGAIN and any other error mean alive (0), as crosvm does:
  * a uffd is never called dead on a doubt. */
 int ufl_dead_checker_is_dead(struct ufl_dead_checker *c, struct ufl_uffd *u);
-/* Punches the page out of the memfd (fallocate PUNCH_HOLE), so the next
- * probe can populate it again.  Raises no UFFD_EVENT_REMOVE: it cannot
- * wait on any uffd, not even one of this process's own. */
+/* 0 (-EBADF once closed), and nothing else: the page is populated at open
+ * and kept, so probes never fill it and there is nothing to free (a hole
+ * punch costs O(processes mapping the page): src/checker.c).  It waits on
+ * no uffd. */
 int ufl_dead_checker_reset(struct ufl_dead_checker *c);
 void ufl_dead_checker_close(struct ufl_dead_checker *c);
 struct ufl_checker ufl_dead_checker_iface(struct ufl_dead_checker *c);

@@ -5,17 +5,21 @@
 #
 #   SOAK_ARGS   flags for build/uffdlist-vm (--json and --quiet are added)
 #               default: --hotplug 300 --duration 30 --mem 64 --policy threshold
+#               (make soak: 1,000 devices, about 100 alive at once)
 #   SOAK_BIN    the host binary (default build/uffdlist-vm)
 #   SOAK_MAX_ANON_GROWTH_KB   bound on the monitor's anonymous RSS growth
 #               (RssAnon, end of run - start), default 8192 (8 MiB)
+#   SOAK_MIN_ALIVE            the peak of processes alive at once must reach
+#               this (0: not checked; make soak asks 80 of --alive 100)
 #   SOAK_SLACK_KB             VmRSS may grow by the guest memory (--mem: the
 #               swap file's page-cache pages the fills read are mapped in the
 #               monitor; not a leak) plus this, default 8192 (8 MiB)
 #
-# Prints: processes hot-plugged, uffds registered / collected / held, fds
+# Prints: processes hot-plugged (all asked for must be), the peak alive at
+# once, uffds registered / collected / held, fds
 # open at start vs end, monitor RSS (VmRSS and RssAnon) at start vs end,
 # mismatches.  Exits 0 only if there were 0 mismatches, the fds at the end
-# are the expected ones (= those at start), RSS stayed within the bounds,
+# are the expected ones (those at start but the checker's memfd), RSS stayed within the bounds,
 # the uffd accounting adds up and the host itself reported success.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,6 +29,7 @@ BIN=${SOAK_BIN:-build/uffdlist-vm}
 SOAK_ARGS=${SOAK_ARGS:---hotplug 300 --duration 30 --mem 64 --policy threshold}
 MAX_ANON=${SOAK_MAX_ANON_GROWTH_KB:-8192}
 SLACK=${SOAK_SLACK_KB:-8192}
+MIN_ALIVE=${SOAK_MIN_ALIVE:-0}
 
 if [ ! -x "$BIN" ]; then
 	echo "soak: $BIN not built (make all $BIN)" >&2
@@ -53,10 +58,10 @@ if [ -s "$err" ]; then
 	cat "$err" >&2
 fi
 
-luajit - "$out" "$rc" "$mem" "$MAX_ANON" "$SLACK" <<'EOF'
+luajit - "$out" "$rc" "$mem" "$MAX_ANON" "$SLACK" "$MIN_ALIVE" <<'EOF'
 local json = require "dkjson"
-local path, rc, mem, max_anon, slack = arg[1], tonumber(arg[2]),
-  tonumber(arg[3]), tonumber(arg[4]), tonumber(arg[5])
+local path, rc, mem, max_anon, slack, min_alive = arg[1], tonumber(arg[2]),
+  tonumber(arg[3]), tonumber(arg[4]), tonumber(arg[5]), tonumber(arg[6])
 local f = assert(io.open(path, "rb"))
 local text = f:read("*a")
 f:close()
@@ -93,6 +98,10 @@ p("monitor RSS: VmRSS %d -> %d KiB (%+d; bound %d = --mem %d MiB + %d),"
   .. " RssAnon %d -> %d KiB (%+d; bound %d)", n("rss_start_kb"),
   n("rss_end_kb"), rss_growth, rss_bound, mem, slack,
   n("rss_anon_start_kb"), n("rss_anon_end_kb"), anon_growth, max_anon)
+if type(r.peak_alive) == "number" then
+  p("alive at once: peak %d processes (main and static included; wanted "
+    .. ">= %d)", r.peak_alive, min_alive)
+end
 if type(r.lua_start_kb) == "number" and type(r.lua_end_kb) == "number" then
   p("Lua heap: %d -> %d KiB (after a full collection)", r.lua_start_kb,
     r.lua_end_kb)
@@ -102,7 +111,11 @@ local function need(ok, what)
   if not ok then failed[#failed + 1] = what end
 end
 need(n("mismatches") == 0, "mismatches")
-need(n("fds_end") == n("fds_expected") and n("fds_end") == n("fds_start"),
+need(hotplugged == n("hotplug"), "hot-plugged fewer devices than asked")
+need(min_alive == 0 or (r.peak_alive or 0) >= min_alive,
+  "fewer alive at once than SOAK_MIN_ALIVE")
+-- expected: those at the start but the checker's memfd (closed at the end)
+need(n("fds_end") == n("fds_expected") and n("fds_end") <= n("fds_start"),
   "fds at the end")
 need(anon_growth < max_anon, "RssAnon growth")
 need(rss_growth < rss_bound, "VmRSS growth")

@@ -443,10 +443,12 @@ static bool in_userfault(pid_t pid)
 	return strstr(buf, "userfault") != NULL;
 }
 
-/* SIGKILLs a started device, preferably while it waits on a fault. */
+/* SIGKILLs a started device, preferably while it waits on a fault.  The
+ * wait holds up the whole plan: with --alive (hundreds of devices, a
+ * third of them killed) it is one look, not KILL_WAIT_S. */
 static void kill_device(struct vmmain *vm, struct child *c)
 {
-	double until = now_s() + KILL_WAIT_S;
+	double until = now_s() + (vm->p.g->cfg->nalive ? 0 : KILL_WAIT_S);
 
 	while (!(c->mid_fault = in_userfault(c->pid)) && now_s() < until)
 		sleep_us(200);
@@ -454,10 +456,11 @@ static void kill_device(struct vmmain *vm, struct child *c)
 	c->killed = c->stopping = true;
 }
 
-/* Carries out the hot-plug plan at time t (seconds from the start). */
-static void hotplug_tick(struct vmmain *vm, double t)
+/* Carries out the hot-plug plan at time t (seconds from the start).
+ * Returns how many planned devices are still to be spawned. */
+static unsigned hotplug_tick(struct vmmain *vm, double t)
 {
-	unsigned i;
+	unsigned i, left = 0;
 	struct child *c;
 
 	for (i = vm->p.g->cfg->nstatic; i < vm->nkids; i++) {
@@ -465,6 +468,8 @@ static void hotplug_tick(struct vmmain *vm, double t)
 		if (!c->pid && t >= c->start) {
 			if (spawn(vm, i) < 0)
 				_exit(EXIT_SETUP);
+		} else if (!c->pid) {
+			left++;
 		} else if (c->pid && !c->stopping && !c->reaped &&
 			   t >= c->stop) {
 			if (!c->kill) {
@@ -475,11 +480,12 @@ static void hotplug_tick(struct vmmain *vm, double t)
 			}
 		}
 	}
+	return left;
 }
 
 /* The hot-plug plan: start times spread over the run, lifetimes of about
- * 0.8 to 4 intervals (so a few devices are alive at once), a third of
- * them killed. */
+ * 0.8 to 4 intervals (so a few devices are alive at once; with --alive N,
+ * N intervals +-50%, so about N at once), a third of them killed. */
 static void plan_hotplug(struct vmmain *vm)
 {
 	const struct vm_config *cfg = vm->p.g->cfg;
@@ -492,7 +498,11 @@ static void plan_hotplug(struct vmmain *vm)
 
 		c->kind = VM_KIND_DYNAMIC;
 		c->start = step * (k + 0.25);
-		c->stop = c->start + step * (0.8 + 3.2 * rnd01(&s));
+		if (cfg->nalive)   /* mean lifetime nalive intervals */
+			c->stop = c->start + step * cfg->nalive *
+				  (0.5 + rnd01(&s));
+		else
+			c->stop = c->start + step * (0.8 + 3.2 * rnd01(&s));
 		if (c->stop > d * 0.97)
 			c->stop = d * 0.97;
 		c->kill = rnd(&s) % 3 == 0;
@@ -525,12 +535,15 @@ static int start_statics(struct vmmain *vm)
 	return send_simple(&vm->p, VM_STATIC_DONE, getpid(), 0, n, 0);
 }
 
+/* Past the duration too, until every planned device was spawned: the
+ * waits of kill_device may put the plan behind the clock. */
 static void run_hotplug(struct vmmain *vm)
 {
 	double t;
+	unsigned left = 1;
 
-	while ((t = now_s() - vm->t0) < vm->p.g->cfg->duration) {
-		hotplug_tick(vm, t);
+	while ((t = now_s() - vm->t0) < vm->p.g->cfg->duration || left) {
+		left = hotplug_tick(vm, t);
 		while (reap_one(vm, WNOHANG) > 0)
 			;
 		touch_some(&vm->p, 2);

@@ -49,6 +49,7 @@ struct vm_config {
 	const char *policy;   /* NAME[:k=v,...] or a file */
 	unsigned nstatic;     /* static devices */
 	unsigned nhotplug;    /* hot-plugged devices over the run */
+	unsigned nalive;      /* hot-plugged alive at once, about; 0: a few */
 	size_t mem_mib;       /* guest memory */
 	double duration;      /* seconds of hot-plugging */
 	uint64_t seed;

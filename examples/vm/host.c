@@ -60,7 +60,7 @@ static const char bootstrap[] =
 static void usage(FILE *f)
 {
 	fputs("usage: uffdlist-vm [--policy NAME[:k=v,...]|FILE] [--static N]"
-	      " [--hotplug N]\n"
+	      " [--hotplug N] [--alive N]\n"
 	      "                   [--mem MiB] [--duration S] [--json] [--quiet]"
 	      " [--seed N]\n"
 	      "                   [--hostile-device]\n"
@@ -69,6 +69,9 @@ static void usage(FILE *f)
 	      "              policy file\n"
 	      "  --static    static devices (2)\n"
 	      "  --hotplug   devices hot-plugged over the run (20)\n"
+	      "  --alive     about this many hot-plugged devices alive at once\n"
+	      "              (lifetimes of alive x the start interval, +-50%;\n"
+	      "              default: 0.8 to 4 intervals, a few at once)\n"
 	      "  --mem       guest memory in MiB (256)\n"
 	      "  --duration  seconds of hot-plugging (10)\n"
 	      "  --json      print the summary as one JSON object\n"
@@ -106,6 +109,8 @@ static int parse_opt(int c, const char *arg, struct vm_config *cfg)
 		cfg->nstatic = (unsigned)v; return 0;
 	case 'h': if (parse_u64(arg, 0, 10000, &v)) return -1;
 		cfg->nhotplug = (unsigned)v; return 0;
+	case 'a': if (parse_u64(arg, 1, 10000, &v)) return -1;
+		cfg->nalive = (unsigned)v; return 0;
 	case 'm': if (parse_u64(arg, 1, 1u << 16, &v)) return -1;
 		cfg->mem_mib = (size_t)v; return 0;
 	case 'S': return parse_u64(arg, 0, UINT64_MAX, &cfg->seed);
@@ -123,6 +128,7 @@ static int parse_flags(int argc, char **argv, struct vm_config *cfg)
 		{ "policy", required_argument, NULL, 'p' },
 		{ "static", required_argument, NULL, 's' },
 		{ "hotplug", required_argument, NULL, 'h' },
+		{ "alive", required_argument, NULL, 'a' },
 		{ "mem", required_argument, NULL, 'm' },
 		{ "duration", required_argument, NULL, 'd' },
 		{ "json", no_argument, NULL, 'j' },

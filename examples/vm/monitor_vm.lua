@@ -200,6 +200,8 @@ end
 
 local function on_hello(s, m, msg)
   s.r.hello = s.r.hello + 1
+  -- processes alive at once (main and static included), for make soak
+  s.r.peak_alive = max(s.r.peak_alive or 0, s.r.hello - s.r.exits)
   if msg.kind == "main" then
     vm.close(msg.uffd)
     vm.close(msg.reply)

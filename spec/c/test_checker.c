@@ -152,9 +152,9 @@ TEST(checker_refuses_a_uffd_of_its_own_process)
 
 /* A uffd of this very process, its creator unknown (as a dup a device
  * sent back would be): registered on the checker's page with
- * EVENT_REMOVE, reset still returns at once (fallocate PUNCH_HOLE raises
- * no REMOVE; MADV_REMOVE would wait for us to read it, for ever), and no
- * event is left to read. */
+ * EVENT_REMOVE, reset still returns at once (it frees nothing: no REMOVE;
+ * MADV_REMOVE would wait for us to read it, for ever), and no event is
+ * left to read. */
 TEST(checker_reset_does_not_wait_on_a_uffd_of_its_own_process)
 {
 	struct ufl_dead_checker dc;
@@ -166,10 +166,10 @@ TEST(checker_reset_does_not_wait_on_a_uffd_of_its_own_process)
 	CHECK_EQ(ufl_uffd_create(&u, UFL_DEFAULT_FEATURES, NULL), 0);
 	u.creator = 0; /* as after adopt */
 	CHECK_EQ(ufl_dead_checker_register(&dc, &u), 0);
-	CHECK_EQ(ufl_dead_checker_is_dead(&dc, &u), 0); /* populates it */
+	CHECK_EQ(ufl_dead_checker_is_dead(&dc, &u), 0); /* EEXIST: alive */
 	CHECK_EQ(ufl_dead_checker_reset(&dc), 0);
 	CHECK_EQ(ufl_uffd_read_events(&u, m, 4), 0);
-	CHECK_EQ(ufl_dead_checker_is_dead(&dc, &u), 0); /* filled again */
+	CHECK_EQ(ufl_dead_checker_is_dead(&dc, &u), 0); /* still alive */
 	CHECK_EQ(ufl_dead_checker_reset(&dc), 0);
 	u.creator = getpid();
 	ufl_uffd_close(&u);

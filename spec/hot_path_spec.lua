@@ -1,0 +1,110 @@
+-- The fault path's binding calls with real faults of a real child: what
+-- bench/ measures must also be right.  read_events fills reused tables
+-- without lua_pcall and without allocating once they exist (its fast
+-- path), clears the fields of another kind when a table is reused for a
+-- different event, and still takes the protected path for fresh tables.
+-- (Allocation is counted in bytes with the collector stopped; not timed.)
+local ufl = require "uffdlist"
+local child = require "spec.helpers.child"
+
+local PAGE = ufl.page_size()
+
+-- A child that touches `pages` pages of `map` one by one after "go"
+-- (each a MISSING fault), then, if `remove`, MADV_REMOVEs page 0 (a
+-- REMOVE event) and touches page 0 again (a fault).
+local function toucher(map, pages, remove)
+  return child.spawn(function(sock)
+    local u = assert(ufl.create())
+    assert(u:send(sock))
+    u:close()
+    if not child.await(sock) then return false end
+    for p = 0, pages - 1 do
+      if map:read(p * PAGE, 1) ~= "\0" then return false end
+    end
+    if remove then
+      assert(map:remove(0, PAGE))
+      if map:read(0, 1) ~= "\0" then return false end
+    end
+    return true
+  end)
+end
+
+-- Serves u's events until `n` pagefaults were served; calls on(ev) for
+-- each event read.
+local function serve(u, ctx, out, n, on)
+  local ready, served = {}, 0
+  for _ = 1, 100000 do
+    if served >= n then return end
+    if ctx:wait(100, ready) > 0 then
+      local m = assert(u:read_events(out))
+      for i = 1, m do
+        local ev = out[i]
+        if on then on(ev) end
+        if ev.kind == "pagefault" then
+          assert(u:zeropage(ev.address - ev.address % PAGE, PAGE))
+          served = served + 1
+        end
+      end
+    end
+  end
+  error("served " .. served .. " of " .. n .. " faults")
+end
+
+describe("hot path with real faults", function()
+  it("read_events into reused tables allocates nothing per fault", function()
+    local PAGES, WARM = 2048, 512
+    local map = assert(ufl.mmap_anon(PAGES * PAGE, true))
+    local c = toucher(map, PAGES, false)
+    local u = assert(ufl.recv(c.sock))
+    assert(u:register(map:addr(), map:len()))
+    local ctx = assert(ufl.waitctx())
+    assert(ctx:add(u, "u"))
+    local out = {}
+    child.signal(c.sock)
+    local lo, hi = map:addr(), map:addr() + map:len()
+    local function check(ev)
+      assert.are.equal("pagefault", ev.kind)
+      assert.is_true(ev.address >= lo and ev.address < hi)
+      assert.are.equal(false, ev.write)
+    end
+    serve(u, ctx, out, WARM, check)    -- warm-up: tables and JIT traces
+    collectgarbage(); collectgarbage("stop")
+    local before = collectgarbage("count")
+    serve(u, ctx, out, PAGES - WARM)
+    local per_fault = (collectgarbage("count") - before) * 1024 / (PAGES - WARM)
+    collectgarbage("restart")
+    assert.is_true(per_fault < 1, ("%.2f bytes per fault"):format(per_fault))
+    assert.are.equal(0, child.reap(c))
+    ctx:close(); u:close(); map:close()
+  end)
+
+  it("a reused table switching kinds keeps only the new kind's fields", function()
+    local map = assert(ufl.mmap_anon(2 * PAGE, true))
+    local c = toucher(map, 1, true)
+    local u = assert(ufl.recv(c.sock))
+    assert(u:register(map:addr(), map:len()))
+    local ctx = assert(ufl.waitctx())
+    assert(ctx:add(u, "u"))
+    -- One table for every event: out[1] is reused on each read.
+    local out = { {} }
+    local t = out[1]
+    local seen = {}
+    child.signal(c.sock)
+    serve(u, ctx, out, 2, function(ev)
+      assert.are.equal(t, ev)   -- the very table, reused
+      seen[#seen + 1] = ev.kind
+      if ev.kind == "pagefault" then
+        assert.is_nil(ev.start); assert.is_nil(ev.stop)
+        assert.is_number(ev.address)
+      elseif ev.kind == "remove" then
+        assert.is_nil(ev.address); assert.is_nil(ev.flags)
+        assert.is_nil(ev.write)
+        assert.are.equal(map:addr(), ev.start)
+        assert.are.equal(map:addr() + PAGE, ev.stop)
+      end
+    end)
+    assert.are.same({ "pagefault", "remove", "pagefault" }, seen)
+    assert.are.equal(0, child.reap(c))
+    ctx:close(); u:close(); map:close()
+  end)
+end)
