@@ -18,13 +18,8 @@
 local ufl = require "uffdlist"
 local monitor = require "uffdlist.monitor"
 local policy = require "uffdlist.policy"
-
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local files = require "spec.helpers.files"
+local read = files.read
 
 -- "## Heading" -> its text up to the next "## " (### stay inside).
 local function sections(text)

@@ -111,6 +111,26 @@ local function common(ctx)
   end)
 end
 
+-- A hostile run's bounds on the loop: no step past its wait timeout plus
+-- the hooks' shared budget plus a few ms (fills and the loop's own work),
+-- and a quiet loop that waits its timeout instead of spinning.
+local STEP_SLACK_MS = 30
+local function loop_bounds(ctx, step_name)
+  it(step_name, function()
+    local r = ctx.r
+    assert.is_true(r.step_over_max_ms <= r.hook_budget_ms + STEP_SLACK_MS,
+      ("a step took %.1f ms with a %d ms timeout"):format(r.step_max_ms,
+        r.step_max_timeout_ms))
+  end)
+
+  it("does not spin: the quiet loop waits its timeout", function()
+    local r = ctx.r
+    local per_s = r.drain_rounds / (r.drain_ms / 1000)
+    assert.is_true(per_s <= 50, ("%.0f rounds a second while quiet")
+      :format(per_s))
+  end)
+end
+
 -- Runs the VM once for the describe block; its its read ctx.
 local function vm_run(policy, extra)
   local ctx = {}
@@ -239,19 +259,7 @@ describe("uffdlist-vm end to end #luajit", function()
       assert.is_true(r.killed >= 1)        -- the hostile one among them
     end)
 
-    it("blocks no step past its timeout plus a few ms", function()
-      local r = ctx.r
-      assert.is_true(r.step_over_max_ms <= r.hook_budget_ms + 30,
-        ("a step took %.1f ms with a %d ms timeout"):format(r.step_max_ms,
-          r.step_max_timeout_ms))
-    end)
-
-    it("does not spin: the quiet loop waits its timeout", function()
-      local r = ctx.r
-      local per_s = r.drain_rounds / (r.drain_ms / 1000)
-      assert.is_true(per_s <= 50, ("%.0f rounds a second while quiet")
-        :format(per_s))
-    end)
+    loop_bounds(ctx, "blocks no step past its timeout plus a few ms")
   end)
 
   -- Issue 7, "Done when": a hostile policy among well-behaved processes.
@@ -259,7 +267,6 @@ describe("uffdlist-vm end to end #luajit", function()
   -- page verified, no step longer than its wait timeout plus the hooks'
   -- shared budget plus a few ms, the monitor's own memory (RssAnon)
   -- within the policy's cap plus the documented slack.
-  local STEP_SLACK_MS = 30     -- fills and the loop's own work in a step
   local RSS_SLACK_MB = 32      -- doc/security.md: allocator margin, garbage
 
   local function hostile_run(file, extra)
@@ -301,20 +308,8 @@ describe("uffdlist-vm end to end #luajit", function()
       assert.are.equal(r.dynamic_registered, r.collected + r.dynamic_held)
     end)
 
-    it("blocks no step past its timeout plus the hooks' budget", function()
-      local r = ctx.r
-      assert.is_true(r.step_over_max_ms <= r.hook_budget_ms + STEP_SLACK_MS,
-        ("a step took %.1f ms with a %d ms timeout"):format(r.step_max_ms,
-          r.step_max_timeout_ms))
-    end)
-
-    it("does not spin: the quiet loop waits its timeout", function()
-      local r = ctx.r
-      -- crosvm from then on: 100 ms waits, about 10 rounds a second
-      local per_s = r.drain_rounds / (r.drain_ms / 1000)
-      assert.is_true(per_s <= 50, ("%.0f rounds a second while quiet")
-        :format(per_s))
-    end)
+    -- crosvm from then on: 100 ms waits, about 10 rounds a second
+    loop_bounds(ctx, "blocks no step past its timeout plus the hooks' budget")
 
     it("keeps the monitor's memory within the cap plus the slack", function()
       local r = ctx.r

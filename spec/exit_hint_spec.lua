@@ -8,6 +8,8 @@ local monitor = require "uffdlist.monitor"
 local posix = require "spec.helpers.posix"
 local it = posix.it(it, function(msg) pending(msg) end)
 local child = require "spec.helpers.child"
+-- the specs that open pidfds (or have the monitor open them)
+local it_pidfd = child.it_pidfd(it, function(msg) pending(msg) end)
 local unistd = posix.require "posix.unistd"
 
 local PS = ufl.page_size()
@@ -58,7 +60,7 @@ describe("ufl.pidfd_open, ufl.peercred, ufl.peer_pidfd", function()
       "attempt to use a closed uffdlist.pidfd")
   end)
 
-  it("pidfd_open: a reaped pid is ESRCH; a bad pid raises naming the argument", function()
+  it_pidfd("pidfd_open: a reaped pid is ESRCH; a bad pid raises naming the argument", function()
     local c = child.spawn(function() return true end)
     assert.equal(0, child.reap(c))
     local pf, msg, errno = ufl.pidfd_open(c.pid)
@@ -156,7 +158,7 @@ describe("monitor exit hints on real children", function()
     assert.equal(before, child.count_fds())   -- no pidfd, no uffd left
   end)
 
-  it("exact: a dead device is collected after its exit with one probe; the live ones stay", function()
+  it_pidfd("exact: a dead device is collected after its exit with one probe; the live ones stay", function()
     new_monitor("exact")
     local live, ul = device()
     local dying, ud = device()
@@ -214,7 +216,7 @@ describe("monitor exit hints on real children", function()
     assert.same({}, errs)
   end)
 
-  it("a pid that names another process: its exit fires the hint, the probe keeps the live device", function()
+  it_pidfd("a pid that names another process: its exit fires the hint, the probe keeps the live device", function()
     new_monitor("exact", { exit_retries = 1, exit_retry_ms = 1 })
     local other = child.spawn(function(sock) return child.await(sock) end)
     local c, u = device()
@@ -232,7 +234,7 @@ describe("monitor exit hints on real children", function()
     assert.same({}, errs)
   end)
 
-  it("retries wait for their time, not in a spin: the loop's wait is cut to the next retry, then back to normal",
+  it_pidfd("retries wait for their time, not in a spin: the loop's wait is cut to the next retry, then back to normal",
   function()
     new_monitor("exact", { exit_retries = 1, exit_retry_ms = 40 })
     local other = child.spawn(function(sock) return child.await(sock) end)
@@ -273,7 +275,7 @@ describe("monitor exit hints on real children", function()
     assert.equal(0, child.reap(c))
   end)
 
-  it("a device already reaped at register: the register fails (no mm for the checker's page), "
+  it_pidfd("a device already reaped at register: the register fails (no mm for the checker's page), "
     .. "the uffd is closed, no hint is left", function()
     new_monitor("exact")
     local c, u = device()
@@ -286,7 +288,8 @@ describe("monitor exit hints on real children", function()
     errs = {}
   end)
 
-  it("a pid already gone at register (pidfd_open ESRCH) is probed at once; a live device with it stays", function()
+  it_pidfd("a pid already gone at register (pidfd_open ESRCH) is probed at once; a live device with it stays",
+  function()
     new_monitor("exact", { exit_retries = 1, exit_retry_ms = 1 })
     local other = child.spawn(function() return true end)
     assert.equal(0, child.reap(other))
@@ -304,7 +307,8 @@ describe("monitor exit hints on real children", function()
     assert.same({}, errs)
   end)
 
-  it("on_exit gets plain data; false leaves the entry to the normal gc; a bad answer is reported and probes nothing",
+  it_pidfd("on_exit gets plain data; false leaves the entry to the normal gc; "
+    .. "a bad answer is reported and probes nothing",
   function()
     local got = {}
     local answer = false
@@ -336,7 +340,8 @@ describe("monitor exit hints on real children", function()
     assert.equal(2, m:gc())
   end)
 
-  it("a hostile on_exit (raises, spins, answers a table) costs reports and the default decision: nothing is probed",
+  it_pidfd("a hostile on_exit (raises, spins, answers a table) costs reports and the default decision: "
+    .. "nothing is probed",
   function()
     new_monitor("spec/policies/exit_raiser.lua", { hook_budget_ms = 20 })
     local kinds = {}
@@ -362,7 +367,8 @@ describe("monitor exit hints on real children", function()
     assert.equal(3, m:gc())                   -- the normal gc still works
   end)
 
-  it("one fd for two hints: the second entry registers without a hint, reported; the first hint still works", function()
+  it_pidfd("one fd for two hints: the second entry registers without a hint, reported; the first hint still works",
+  function()
     new_monitor("exact")
     local c1, u1 = device()
     local c2, u2 = device()
@@ -383,7 +389,7 @@ describe("monitor exit hints on real children", function()
     assert.same({}, errs)
   end)
 
-  it("a policy without on_exit watches nothing and closes a pidfd it was given", function()
+  it_pidfd("a policy without on_exit watches nothing and closes a pidfd it was given", function()
     new_monitor("crosvm")
     local c, u = device()
     local pf = assert(ufl.pidfd_open(c.pid))
@@ -404,7 +410,7 @@ describe("monitor exit hints on real children", function()
     assert.equal(0, child.reap(c))
   end)
 
-  it("a full gc that collects a hinted entry ends its hint (pidfd closed)", function()
+  it_pidfd("a full gc that collects a hinted entry ends its hint (pidfd closed)", function()
     new_monitor("exact")
     local c, u = device()
     m:register(u, { pid = c.pid })
@@ -432,7 +438,7 @@ describe("monitor exit hints on real children", function()
     assert.equal(0, child.reap(c2))
   end)
 
-  it("register's hint argument: misuse raises naming it", function()
+  it_pidfd("register's hint argument: misuse raises naming it", function()
     new_monitor("exact")
     local c, u = device()
     assert.has_error(function() m:register(u, 5) end,

@@ -6,18 +6,12 @@ local ufl = require "uffdlist"
 local monitor = require "uffdlist.monitor"
 local policy = require "uffdlist.policy"
 local fake = require "helpers.fake"
+local files = require "spec.helpers.files"
+local write_tmp = files.write_tmp
 
 local PS = ufl.page_size()
 local BASE = 0x7f0000000000
 local DIR = "spec/policies/"
-
-local function write_tmp(src)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "wb"))
-  f:write(src)
-  f:close()
-  return path
-end
 
 describe("hostile policy", function()
   local w, list, ctx, m, errors, fills
@@ -305,6 +299,22 @@ describe("hostile policy", function()
         assert.is_false(ok)
         assert.matches("bad option '" .. opt .. "'", err)
       end
+    end)
+
+    it("and the device options, with the same integer check", function()
+      for opt, v in pairs{ max_forks = 1.5, max_flag_restores = -1,
+        max_exists = 0 / 0, features = 2 ^ 53 + 2, serve_wp = 1 } do
+        local ok, err = pcall(monitor.new, { list = list, device = { [opt] = v } })
+        assert.is_false(ok)
+        if opt == "serve_wp" then
+          assert.matches("bad option device.serve_wp %(boolean expected, got number%)", err)
+        else
+          assert.matches("bad option device%." .. opt .. " %(" .. opt
+            .. " must be an integer in %[0, 9007199254740992%], got ", err)
+        end
+      end
+      local m2 = monitor.new{ list = list, device = { max_exists = 0, features = 2 ^ 53 } }
+      m2:close()
     end)
   end)
 

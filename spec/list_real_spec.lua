@@ -74,7 +74,8 @@ describe("list operations on real uffds", function()
     checker:close()
   end)
 
-  it("a device that clears O_NONBLOCK shows EPOLLERR in wait's revents; quarantined it is silent; removed it is handed back open and still serves the child", function()
+  it("a device that clears O_NONBLOCK shows EPOLLERR in wait's revents; quarantined it is silent; "
+    .. "removed it is handed back open and still serves the child", function()
     local map = assert(ufl.mmap_anon(PAGE, true))
     local c = device(function(u, sock)
       -- the flag lives on the open file the monitor shares: clear it
@@ -179,7 +180,8 @@ describe("list operations on real uffds", function()
     assert.is_true(ua:is_closed())
   end)
 
-  it("a live child's uffd removed from the list is not closed: its later faults are still served by the caller", function()
+  it("a live child's uffd removed from the list is not closed: its later faults are still served by the caller",
+  function()
     local map = assert(ufl.mmap_anon(PAGE, true))
     local c = device(function()
       return map:read(0, PAGE) == pattern(9)

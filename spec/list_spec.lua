@@ -622,7 +622,8 @@ describe("list:gc{only = {i, ...}}", function()
     assert_consistent(list, checker)
   end)
 
-  it("indices name the list as it was at the call: a hinted entry moved by an earlier collection is still found; duplicates, main and static are skipped", function()
+  it("indices name the list as it was at the call: a hinted entry moved by an earlier collection is still found; "
+    .. "duplicates, main and static are skipped", function()
     local u, main
     list, checker, u, ctx, main = fixture(5)
     list:register(u[1])

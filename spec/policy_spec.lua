@@ -3,17 +3,11 @@ local ufl = require "uffdlist"
 local monitor = require "uffdlist.monitor"
 local policy = require "uffdlist.policy"
 local fake = require "helpers.fake"
+local files = require "spec.helpers.files"
+local write_tmp = files.write_tmp
 
 local PS = ufl.page_size()
 local BASE = 0x7f0000000000
-
-local function write_tmp(src)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "wb"))
-  f:write(src)
-  f:close()
-  return path
-end
 
 describe("policy", function()
   local w, list, ctx, m, errors, now

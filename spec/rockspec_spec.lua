@@ -2,12 +2,8 @@
 -- the C module (src/*.c) and every Lua module (lua/uffdlist/**.lua) under
 -- its module name, so a file added to the tree but not to the rockspec
 -- (a `luarocks make` install missing it) fails here, naming it.
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local files = require "spec.helpers.files"
+local read = files.read
 
 local function lines(cmd)
   local p = assert(io.popen(cmd))

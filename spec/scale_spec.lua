@@ -13,12 +13,14 @@
 local ufl = require "uffdlist"
 local monitor = require "uffdlist.monitor"
 local child = require "spec.helpers.child"
-local resource = require "posix.sys.resource"
-local socket = require "posix.sys.socket"
-local unistd = require "posix.unistd"
-local signal = require "posix.signal"
-local wait = require "posix.sys.wait"
-local dirent = require "posix.dirent"
+local posix = require "spec.helpers.posix"
+local it = posix.it(it, function(msg) pending(msg) end)
+local resource = posix.require "posix.sys.resource"
+local socket = posix.require "posix.sys.socket"
+local unistd = posix.require "posix.unistd"
+local signal = posix.require "posix.signal"
+local wait = posix.require "posix.sys.wait"
+local dirent = posix.require "posix.dirent"
 
 -- Under the sanitizers (make check) every device process is a fork of an
 -- instrumented process: 1,000 there, and none under valgrind (see below).

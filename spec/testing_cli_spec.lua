@@ -3,13 +3,8 @@
 local LUA = jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
 local BIN = "bin/uffdlist-policy"
 
-local function tmpfile(src)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "w"))
-  f:write(src)
-  f:close()
-  return path
-end
+local files = require "spec.helpers.files"
+local tmpfile = files.write_tmp
 
 local function slurp(path)
   local f = assert(io.open(path, "r"))

@@ -4,16 +4,10 @@ local ufl = require "uffdlist"
 local monitor = require "uffdlist.monitor"
 local testing = require "uffdlist.testing"
 local child = require "spec.helpers.child"
+local files = require "spec.helpers.files"
+local tmpfile = files.write_tmp
 
 local PS = ufl.page_size()
-
-local function tmpfile(src)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "w"))
-  f:write(src)
-  f:close()
-  return path
-end
 
 -- Every value in the trace is plain data: no function, userdata, thread,
 -- no metatable.

@@ -2,13 +2,8 @@
 -- VERSION gives the C library its file name (libuffdlist.so.VERSION) and
 -- uffdlist.pc its Version, so a release bump that forgets one fails here.
 local ufl = require "uffdlist"
-
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local files = require "spec.helpers.files"
+local read = files.read
 
 describe("uffdlist._VERSION", function()
   it("is 'uffdlist MAJOR.MINOR.PATCH'", function()

@@ -24,6 +24,7 @@
 -- @module uffdlist.device
 
 local ufl = require "uffdlist"
+local policy_mod = require "uffdlist.policy"  -- check_int
 
 local type, pcall, tostring, setmetatable, error = type, pcall, tostring,
   setmetatable, error
@@ -81,9 +82,11 @@ local function check_opt(o, k, kind)
       error(fmt("bad option device.%s (boolean expected, got %s)", k,
         type(v)), 3)
     end
-  elseif type(v) ~= "number" or v ~= floor(v) or v < 0 or v > 2 ^ 53 then
-    error(fmt("bad option device.%s (integer >= 0 expected, got %s)", k,
-      tostring(v)), 3)
+  else
+    local ok, msg = policy_mod.check_int(v, k, 0, 2 ^ 53)
+    if not ok then
+      error(fmt("bad option device.%s (%s)", k, msg), 3)
+    end
   end
   return v
 end

@@ -174,8 +174,8 @@ end
 -- @tparam table opts list (required), policy (a spec from policy.load, a
 --   table, or a name or path for policy.load, with opts.policy_opts),
 --   handlers, batch, retry_timeout_ms, hook_budget_ms, policy_memory_mb,
---   policy_max_strikes, policy_max_share, on_error, read_events, fill,
---   wake, clock, timerfd
+--   policy_max_strikes, policy_max_share, exit_retries, exit_retry_ms,
+--   on_error, read_events, fill, wake, clock, timerfd
 -- @treturn monitor
 function M.new(opts)
   if type(opts) ~= "table" or opts.list == nil then
@@ -1304,7 +1304,7 @@ function Monitor:pollfd()
 end
 
 --- "r": pollfd() is polled for reading.
-function Monitor:events()
+function Monitor:events() -- luacheck: no unused args (a pollable's method)
   return "r"
 end
 

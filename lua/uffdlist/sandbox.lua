@@ -112,7 +112,7 @@ end
 
 -- ------------------------------------------------------------- strings
 
-local function check_int(v, i, name)
+local function check_num(v, i, name)
   if type(v) ~= "number" then
     error(s_format("bad argument #%d to '%s' (number expected, got %s)", i,
       name, type(v)), 3)
@@ -132,7 +132,7 @@ end
 
 local function bounded_rep(s, n, sep)
   s = check_str(s, 1, "rep")
-  check_int(n, 2, "rep")
+  check_num(n, 2, "rep")
   local len = n >= 1 and #s * n + (sep and #tostring(sep) * (n - 1) or 0)
     or 0
   if len > M.MAX_STRING then

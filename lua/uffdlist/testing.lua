@@ -45,9 +45,8 @@ local ESRCH, EEXIST, EAGAIN = ufl.errno.ESRCH, ufl.errno.EEXIST,
 
 local M = {}
 
--- The hooks a policy may have (the policy module's list when it has one).
-local HOOKS = policy_mod.HOOKS or { "on_register", "on_static_complete",
-  "on_fault", "on_idle", "after_batch", "on_timer" }
+-- The hooks a policy may have.
+local HOOKS = policy_mod.HOOKS
 
 -- Flags of a pagefault message (linux/userfaultfd.h).
 local FLAG_WRITE, FLAG_WP, FLAG_MINOR = 1, 2, 4
@@ -534,9 +533,11 @@ function M.observe(m, opts)
 end
 
 --- The recorder's counters and a copy of the monitor's stats, one flat
--- table: gcs, collected, faults, pages_served, wakes, hook_calls,
--- hook_errors, budget_overruns, fallbacks, policy_changes, errors, and
--- (from m.stats) registered, dynamic, rounds, dropped, parked, ...
+-- table: gcs, collected, probes, faults, pages_served, wakes, timers,
+-- hook_calls, hook_errors, budget_overruns, memory_overruns, bad_answers,
+-- fallbacks, policy_changes, errors (the recorder's win over m.stats'
+-- of the same name), hints and hints_watched (m:hint_count()), and the
+-- other m.stats numbers (registered, dynamic, rounds, exit_hints, ...).
 function Recorder:counters()
   local c = {}
   for k, v in pairs(self.m.stats) do
@@ -1232,16 +1233,11 @@ local function close_hint_fds(self)
   self.hint_fds = {}
 end
 
---- Closes the monitor, the list and every fake fd.
-function Vm:close()
-  if self.closed then
-    return
-  end
-  self.closed = true
-  self.m:close()
-  self.control:close()
-  local ctx = self.real_list:waitctx()
-  self.real_list:close()
+-- Closes the list (with its waitctx) and every fake fd: the devices'
+-- uffds the list no longer holds, their eventfds, timers, hint fds.
+local function close_fakes(self, list)
+  local ctx = list:waitctx()
+  list:close()
   ctx:close()
   for u, ev in pairs(self.dev_ev) do
     if not u:is_closed() then
@@ -1253,6 +1249,17 @@ function Vm:close()
     t.ev:close()
   end
   close_hint_fds(self)
+end
+
+--- Closes the monitor, the list and every fake fd.
+function Vm:close()
+  if self.closed then
+    return
+  end
+  self.closed = true
+  self.m:close()
+  self.control:close()
+  close_fakes(self, self.real_list)
 end
 
 -- testing.vm's own options; the fakes' seams are the kit's.
@@ -1315,16 +1322,7 @@ function M.vm(opts)
   mopts.on_error = function() end
   local ok, m = pcall(monitor.new, mopts)
   if not ok then
-    local ctx = list:waitctx()
-    list:close()
-    ctx:close()
-    for _, ev in pairs(self.dev_ev) do
-      ev:close()
-    end
-    for _, t in ipairs(self.timers) do
-      t.ev:close()
-    end
-    close_hint_fds(self)
+    close_fakes(self, list)
     -- monitor.new raised it with its own position in front
     error((tostring(m):gsub("^[^\n]-monitor%.lua:%d+: ", "")), 2)
   end

@@ -98,4 +98,33 @@ function child.count_fds()
   return n - 3 -- ".", ".." and the directory's own fd
 end
 
+-- Why pidfd_open(2) cannot work here, or nil: ENOSYS before Linux 5.3, and
+-- under valgrind before 3.20, which does not know syscall 434 ("unhandled
+-- amd64-linux syscall: 434"; Debian 12 has 3.19) and fails it with ENOSYS.
+-- Asked once, of our own pid.
+local pidfd_why
+function child.pidfd_missing()
+  if pidfd_why == nil then
+    local ufl = require "uffdlist"
+    local pf, msg, errno = ufl.pidfd_open(unistd.getpid())
+    if pf then pf:close() end
+    pidfd_why = errno == ufl.errno.ENOSYS and ("pidfd_open(2) is ENOSYS here"
+      .. " (Linux before 5.3, or valgrind before 3.20): " .. tostring(msg)) or false
+  end
+  return pidfd_why or nil
+end
+
+-- Wraps busted's `it` like posix.it: a spec that needs real pidfds is
+-- pending, with the reason, where pidfd_open is ENOSYS.
+--   local it_pidfd = child.it_pidfd(it, function(msg) pending(msg) end)
+function child.it_pidfd(it, pend)
+  return function(name, fn)
+    return it(name, function(...)
+      local why = child.pidfd_missing()
+      if why then return pend(why) end
+      return fn(...)
+    end)
+  end
+end
+
 return child
