@@ -259,6 +259,33 @@ describe("monitor", function()
       assert.equal(0, m:parked_count())
     end)
 
+    it("copies the rest after partial copies in a row, then parks the "
+      .. "part left on EAGAIN", function()
+      -- fill_range has no loop (a loop aborted every trace through the
+      -- fault path, bench/README.md): each partial copy tail-calls it for
+      -- the rest, and the range it reports is what is left.
+      fill = scripted_fill{
+        { nil, "partially copied", EAGAIN, 1024 },
+        { nil, "partially copied", EAGAIN, 1024 },
+        { nil, "memory map changing", EAGAIN },
+      }
+      new_monitor()
+      local u = static_uffds(1)[1]
+      w:push_faults(u, 1, BASE)
+      m:step(0)   -- the round's retry of the parked part fills it
+      assert.equal(4, #fill.calls)
+      assert.equal(BASE + 1024, fill.calls[2].addr)
+      assert.equal(PS - 1024, fill.calls[2].len)
+      assert.equal(BASE + 2048, fill.calls[3].addr)
+      assert.equal(PS - 2048, fill.calls[3].len)
+      assert.equal(2, m.stats.partial)
+      assert.equal(1, m.stats.parked)
+      assert.equal(BASE + 2048, fill.calls[4].addr)
+      assert.equal(PS - 2048, fill.calls[4].len)
+      assert.equal(1, m.stats.served_copy)
+      assert.equal(0, m:parked_count())
+    end)
+
     it("parks a fault on EAGAIN, reads the uffd's REMOVE, retries", function()
       local removed = false
       fill = changing_until(function() return removed end)
