@@ -58,6 +58,7 @@ build = {
       ["uffdlist"] = "lua/uffdlist/init.lua",
       ["uffdlist.monitor"] = "lua/uffdlist/monitor.lua",
       ["uffdlist.device"] = "lua/uffdlist/device.lua",
+      ["uffdlist.hints"] = "lua/uffdlist/hints.lua",
       ["uffdlist.policy"] = "lua/uffdlist/policy.lua",
       ["uffdlist.guard"] = "lua/uffdlist/guard.lua",
       ["uffdlist.sandbox"] = "lua/uffdlist/sandbox.lua",

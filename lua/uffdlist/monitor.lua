@@ -26,6 +26,9 @@
 -- calls its methods with plain values and gets plain decisions back; the
 -- guard, the sandbox, the validation of answers and the fallback to
 -- crosvm live there (lua/uffdlist/policy.lua, guard.lua, sandbox.lua).
+-- The device boundary is lua/uffdlist/device.lua; the exit hints (watch,
+-- fire, on_exit, probe, retry) are lua/uffdlist/hints.lua, their state on
+-- the monitor (m.hints, m.exits, ...).
 --
 -- A round that fails anywhere leaves the monitor usable: the calls out of
 -- the loop (read_events, fill, wake, handlers, hooks, list changes) are
@@ -37,13 +40,15 @@
 local ufl = require "uffdlist"
 local policy_mod = require "uffdlist.policy"
 local device = require "uffdlist.device"
+local hints = require "uffdlist.hints"
 
 local type, pcall, tostring, error = type, pcall, tostring, error
-local pairs, setmetatable, rawget = pairs, setmetatable, rawget
+local pairs, setmetatable = pairs, setmetatable
 local math_min, math_max, floor = math.min, math.max,
   math.floor
 
 local ESRCH, EAGAIN = ufl.errno.ESRCH, ufl.errno.EAGAIN
+local EPOLLIN = ufl.EPOLLIN
 local outcome = ufl.outcome
 
 local DEFAULT_WAIT_MS = 100
@@ -222,11 +227,7 @@ function M.new(opts)
   self.last_read = setmetatable({}, { __mode = "k" })
   self.q_op, self.q_arg, self.nqueued = {}, {}, 0
   self.watches = {}
-  -- exit hints: u -> record while armed, fired or retried; the queue of
-  -- fired ones (their list changes wait for the end of the round)
-  self.hints, self.nhints, self.nwatched = {}, 0, 0
-  self.pending_hint = {}
-  self.exits, self.nexits = {}, 0
+  hints.init(self, report)  -- exit hints (lua/uffdlist/hints.lua)
   self.round, self.busy, self.want_gc = 0, false, false
   self.last_event = self.clock()
   self:set_policy(opts.policy or "crosvm", opts.policy_opts)
@@ -350,194 +351,6 @@ function Monitor:set_policy(p, popts)
   arm_policy_timer(self)
 end
 
--- ------------------------------------------------------------ exit hints
--- A hint says that a dynamic entry's process may have exited: its pidfd
--- became readable, or its socket hung up (doc/monitor-api.md, "Exit
--- hints").  It never collects by itself — an exited process's mm may
--- outlive it for a moment, a hang-up may be a clean close by a live
--- process, a pid may have been reused — so a hint only makes the policy's
--- on_exit decide whether to probe exactly that entry (list:gc{only}).  A
--- probe that says alive is retried exit_retries times, exit_retry_ms
--- apart and doubling (never a spin: the wait is cut to the next retry,
--- at least 1 ms), then the entry is left to the policy's normal gc.
---
--- A hint record: { u =, pid =, target = the watched fd or object,
--- events =, owned = a pidfd the monitor opened or was given (closed when
--- the hint ends), source = "pidfd"|"hangup"|"gone", tries =, due = }.
-
-local EPOLLIN, EPOLLRDHUP = ufl.EPOLLIN, ufl.EPOLLRDHUP
-local MAX_PID = 4194304    -- PID_MAX_LIMIT (include/linux/threads.h)
-
-local function unwatch_hint(self, rec)
-  if rec.watched then
-    rec.watched = false
-    self.nwatched = self.nwatched - 1
-    local ok, msg, errno = self:unwatch(rec.target)
-    if not ok then
-      report(self, "exit_hint", msg, errno)
-    end
-  end
-  local pf = rec.owned
-  if pf then
-    rec.owned = nil
-    pcall(pf.close, pf)
-  end
-end
-
--- Ends a hint: out of the wait context, its pidfd closed, forgotten.
--- Idempotent.
-local function forget_hint(self, rec)
-  if rec.done then
-    return
-  end
-  rec.done = true
-  unwatch_hint(self, rec)
-  if self.hints[rec.u] == rec then
-    self.hints[rec.u] = nil
-    self.nhints = self.nhints - 1
-  end
-end
-
-local function queue_exit(self, rec)
-  local st = self.stats
-  st.exit_hints = st.exit_hints + 1
-  rec.due = self.clock()
-  local n = self.nexits + 1
-  self.exits[n], self.nexits = rec, n
-end
-
--- The hint's fd is ready.  Out of the wait context at once: a pidfd of
--- an exited process and a hung-up socket stay readable for ever, and
--- level-triggered epoll would report them every round (a spin).
-local function fire(self, rec)
-  if rec.fired or rec.done then
-    return
-  end
-  rec.fired = true
-  unwatch_hint(self, rec)
-  queue_exit(self, rec)
-end
-
--- After list:register took a dynamic entry: watch its hint.
-local function arm_hint(self, rec)
-  self.hints[rec.u] = rec
-  self.nhints = self.nhints + 1
-  if rec.source == "gone" then
-    rec.fired = true
-    return queue_exit(self, rec)
-  end
-  if self.watches[rec.target] then
-    -- another hint's (or the host's own watch): one hint per fd; the fd
-    -- stays with whoever watches it
-    rec.owned = nil
-    report(self, "exit_hint", "hint fd already watched: entry "
-      .. tostring(rec.u:index()) .. " registered without a hint")
-    return forget_hint(self, rec)
-  end
-  local ok, msg, errno = self:watch(rec.target, function()
-    fire(self, rec)
-  end, rec.events)
-  if not ok then
-    report(self, "exit_hint", msg, errno)
-    return forget_hint(self, rec)
-  end
-  rec.watched = true
-  self.nwatched = self.nwatched + 1
-end
-
-local function check_pollable(v, name)
-  local t = type(v)
-  if not (t == "userdata" or t == "table" or (t == "number" and v >= 0
-      and v == floor(v))) then
-    error("bad argument #2 to 'register' (" .. name .. " must be an fd or "
-      .. "an object with a pollfd method, got " .. policy_mod.describe(v)
-      .. ")", 4)
-  end
-end
-
--- m:register's second argument -> a hint record, or nil (no hint, or the
--- policy has no on_exit hook: then nothing is watched and a pidfd given
--- is closed).  Raises on a bad argument.
-local function make_hint(self, u, h)
-  if h == nil then
-    return nil
-  end
-  if type(h) ~= "table" then
-    error("bad argument #2 to 'register' (table or nil expected, got "
-      .. type(h) .. ")", 3)
-  end
-  local pid, pidfd, target, events = rawget(h, "pid"), rawget(h, "pidfd"),
-    rawget(h, "hint"), rawget(h, "events")
-  for k in pairs(h) do
-    if k ~= "pid" and k ~= "pidfd" and k ~= "hint" and k ~= "events" then
-      error("bad argument #2 to 'register' (unknown option '"
-        .. tostring(k) .. "')", 3)
-    end
-  end
-  if pid ~= nil then
-    local ok, msg = policy_mod.check_int(pid, "pid", 1, MAX_PID)
-    if not ok then
-      error("bad argument #2 to 'register' (" .. msg .. ")", 3)
-    end
-  end
-  if pidfd ~= nil then
-    check_pollable(pidfd, "pidfd")
-  end
-  if target ~= nil then
-    check_pollable(target, "hint")
-  end
-  if events ~= nil then
-    local ok, msg = policy_mod.check_int(events, "events", 1, 2147483647)
-    if not ok then
-      error("bad argument #2 to 'register' (" .. msg .. ")", 3)
-    end
-  end
-  if pidfd ~= nil and target ~= nil then
-    error("bad argument #2 to 'register' (pidfd and hint are exclusive)", 3)
-  end
-  if pidfd == nil and target == nil and pid == nil then
-    return nil
-  end
-  if not self.policy:has("on_exit") then
-    if pidfd ~= nil then
-      pcall(pidfd.close, pidfd)
-    end
-    return nil
-  end
-  local rec = { u = u, pid = pid, tries = 0 }
-  if target ~= nil then
-    rec.target, rec.events, rec.source = target, events or EPOLLRDHUP,
-      "hangup"
-  else
-    if pidfd == nil then
-      local msg, errno
-      pidfd, msg, errno = ufl.pidfd_open(pid)
-      if not pidfd then
-        if errno == ESRCH then
-          -- exited and reaped already (or never was): probe at once
-          rec.source = "gone"
-          return rec
-        end
-        report(self, "exit_hint", msg, errno)
-        return nil
-      end
-    end
-    rec.target, rec.owned, rec.events, rec.source = pidfd, pidfd,
-      events or EPOLLIN, "pidfd"
-  end
-  return rec
-end
-
--- After a full gc collected something: hints of entries that left the
--- list end (their pidfds closed) without waiting for them to fire.
-local function sweep_hints(self)
-  for u, rec in pairs(self.hints) do
-    if u:is_closed() or not u:index() then
-      forget_hint(self, rec)
-    end
-  end
-end
-
 -- ------------------------------------------------------------ list changes
 
 -- A uffd the list did not take is closed (doc: "and the uffd closed").
@@ -548,8 +361,7 @@ local function close_unlisted(u)
 end
 
 local function apply_register(self, u)
-  local hint = self.pending_hint[u]
-  self.pending_hint[u] = nil
+  local hint = hints.take(self, u)
   local ok, dyn, msg, errno = pcall(device.admit, self, u)
   if ok and dyn then
     ok, dyn, msg, errno = pcall(self.list.register, self.list, u)
@@ -558,19 +370,11 @@ local function apply_register(self, u)
     report(self, "register", ok and device.register_error(msg, errno)
       or errstr(dyn), ok and errno or nil)
     pcall(close_unlisted, u)
-    if hint then
-      forget_hint(self, hint)
-    end
+    hints.settle(self, hint, false)
     return
   end
-  if hint then
-    -- only a dynamic entry is ever collected: a static one needs no hint
-    if dyn then
-      arm_hint(self, hint)
-    else
-      forget_hint(self, hint)
-    end
-  end
+  -- only a dynamic entry is ever collected: a static one needs no hint
+  hints.settle(self, hint, dyn)
   local st = self.stats
   st.registered = st.registered + 1
   if dyn then
@@ -642,9 +446,7 @@ local function run_gc(self)
   st.dynamic = st.dynamic - got
   if got > 0 then
     purge_closed(self)
-    if self.nhints > 0 then
-      sweep_hints(self)
-    end
+    hints.sweep(self)
   end
   if not n then
     report(self, "gc", msg, errno)
@@ -653,89 +455,16 @@ local function run_gc(self)
   return n
 end
 
--- Between batches: ask the policy about the fired hints, probe the
--- entries it wants probed, all in one list:gc{only}; requeue the ones
--- still alive for a retry.
-local function process_exits(self)
-  if self.nexits == 0 then
-    return
-  end
-  local now = self.clock()
-  local exits, list, st = self.exits, self.list, self.stats
-  local only, recs, k, j = {}, {}, 0, 0
-  for i = 1, self.nexits do
-    local rec = exits[i]
-    exits[i] = nil
-    local u = rec.u
-    local idx = not rec.done and not u:is_closed() and u:index()
-    if not idx then
-      forget_hint(self, rec)   -- collected, removed, or the hint ended
-    elseif rec.due > now then
-      j = j + 1
-      exits[j] = rec
-    else
-      local go = true
-      if rec.tries == 0 then
-        local ns = list:num_static()
-        go = self.policy:on_exit(idx, ns ~= nil and idx > ns, rec.pid,
-          rec.source, list:len(), st.dynamic)
-      end
-      if go then
-        k = k + 1
-        only[k], recs[k] = idx, rec
-      else
-        st.exit_left = st.exit_left + 1
-        forget_hint(self, rec)
-      end
-    end
-  end
-  self.nexits = j
-  if k == 0 then
-    return
-  end
-  local p0 = list:probes()
-  local n, msg, errno, partial = protected(list.gc, list, { only = only })
-  st.exit_probes = st.exit_probes + (list:probes() - p0)
-  local got = n or partial or 0
-  st.collected, st.dynamic = st.collected + got, st.dynamic - got
-  if not n then
-    report(self, "gc", msg, errno)
-  end
-  for i = 1, k do
-    local rec = recs[i]
-    if rec.u:is_closed() then
-      st.exit_collected = st.exit_collected + 1
-      forget_hint(self, rec)
-    elseif rec.tries >= self.exit_retries then
-      st.exit_alive = st.exit_alive + 1
-      st.exit_gave_up = st.exit_gave_up + 1
-      forget_hint(self, rec)
-    else
-      st.exit_alive = st.exit_alive + 1
-      rec.due = now + self.exit_retry_ms * 2 ^ rec.tries
-      rec.tries = rec.tries + 1
-      self.nexits = self.nexits + 1
-      exits[self.nexits] = rec
-    end
-  end
-  if got > 0 then
-    purge_closed(self)
-  end
+-- Between batches: the fired exit hints (lua/uffdlist/hints.lua), their
+-- probes in one list:gc{only}.
+local function gc_only(self, only)
+  return protected(self.list.gc, self.list, { only = only })
 end
 
--- ms until the next exit retry is due (at least 1), or nil.
-local function next_exit_ms(self)
-  if self.nexits == 0 then
-    return nil
+local function process_exits(self)
+  if hints.process(self, gc_only) > 0 then
+    purge_closed(self)
   end
-  local due = math.huge
-  for i = 1, self.nexits do
-    local d = self.exits[i].due
-    if d < due then
-      due = d
-    end
-  end
-  return math_max(1, math.ceil(due - self.clock()))
 end
 
 --- Queues u for list:register; applied between batches (at once outside
@@ -755,14 +484,7 @@ function Monitor:register(u, hint)
   if not self.busy then
     self.policy:begin_round()
   end
-  local rec = make_hint(self, u, hint)
-  if rec then
-    local old = self.pending_hint[u]
-    if old then
-      forget_hint(self, old)
-    end
-    self.pending_hint[u] = rec
-  end
+  hints.register(self, u, hint)
   enqueue(self, "register", u)
   if not self.busy then
     apply_queue(self)
@@ -1131,7 +853,7 @@ local function wait_timeout(self, timeout)
   if self.nparked > 0 and (timeout < 0 or timeout > PARKED_WAIT_MS) then
     timeout = PARKED_WAIT_MS
   end
-  local retry = self.nexits > 0 and next_exit_ms(self)
+  local retry = self.nexits > 0 and hints.next_ms(self)
   if retry and (timeout < 0 or timeout > retry) then
     timeout = retry
   end
@@ -1276,17 +998,7 @@ end
 function Monitor:close()
   device.close(self)
   stop_timer(self)
-  for _, rec in pairs(self.hints) do
-    forget_hint(self, rec)
-  end
-  for u, rec in pairs(self.pending_hint) do
-    self.pending_hint[u] = nil
-    forget_hint(self, rec)
-  end
-  for i = 1, self.nexits do
-    self.exits[i] = nil
-  end
-  self.nexits = 0
+  hints.close(self)
   for target in pairs(self.watches) do
     self:unwatch(target)
   end
