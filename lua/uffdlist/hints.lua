@@ -58,13 +58,13 @@ function M.init(m, report)
   m.hint_report = report
 end
 
-local function unwatch_hint(self, rec)
+local function unwatch_hint(m, rec)
   if rec.watched then
     rec.watched = false
-    self.nwatched = self.nwatched - 1
-    local ok, msg, errno = self:unwatch(rec.target)
+    m.nwatched = m.nwatched - 1
+    local ok, msg, errno = m:unwatch(rec.target)
     if not ok then
-      self.hint_report(self, "exit_hint", msg, errno)
+      m.hint_report(m, "exit_hint", msg, errno)
     end
   end
   local pf = rec.owned
@@ -76,63 +76,63 @@ end
 
 -- Ends a hint: out of the wait context, its pidfd closed, forgotten.
 -- Idempotent.
-local function forget_hint(self, rec)
+local function forget_hint(m, rec)
   if rec.done then
     return
   end
   rec.done = true
-  unwatch_hint(self, rec)
-  if self.hints[rec.u] == rec then
-    self.hints[rec.u] = nil
-    self.nhints = self.nhints - 1
+  unwatch_hint(m, rec)
+  if m.hints[rec.u] == rec then
+    m.hints[rec.u] = nil
+    m.nhints = m.nhints - 1
   end
 end
 
-local function queue_exit(self, rec)
-  local st = self.stats
+local function queue_exit(m, rec)
+  local st = m.stats
   st.exit_hints = st.exit_hints + 1
-  rec.due = self.clock()
-  local n = self.nexits + 1
-  self.exits[n], self.nexits = rec, n
+  rec.due = m.clock()
+  local n = m.nexits + 1
+  m.exits[n], m.nexits = rec, n
 end
 
 -- The hint's fd is ready.  Out of the wait context at once: a pidfd of
 -- an exited process and a hung-up socket stay readable for ever, and
 -- level-triggered epoll would report them every round (a spin).
-local function fire(self, rec)
+local function fire(m, rec)
   if rec.fired or rec.done then
     return
   end
   rec.fired = true
-  unwatch_hint(self, rec)
-  queue_exit(self, rec)
+  unwatch_hint(m, rec)
+  queue_exit(m, rec)
 end
 
 -- After list:register took a dynamic entry: watch its hint.
-local function arm_hint(self, rec)
-  self.hints[rec.u] = rec
-  self.nhints = self.nhints + 1
+local function arm_hint(m, rec)
+  m.hints[rec.u] = rec
+  m.nhints = m.nhints + 1
   if rec.source == "gone" then
     rec.fired = true
-    return queue_exit(self, rec)
+    return queue_exit(m, rec)
   end
-  if self.watches[rec.target] then
+  if m.watches[rec.target] then
     -- another hint's (or the host's own watch): one hint per fd; the fd
     -- stays with whoever watches it
     rec.owned = nil
-    self.hint_report(self, "exit_hint", "hint fd already watched: entry "
+    m.hint_report(m, "exit_hint", "hint fd already watched: entry "
       .. tostring(rec.u:index()) .. " registered without a hint")
-    return forget_hint(self, rec)
+    return forget_hint(m, rec)
   end
-  local ok, msg, errno = self:watch(rec.target, function()
-    fire(self, rec)
+  local ok, msg, errno = m:watch(rec.target, function()
+    fire(m, rec)
   end, rec.events)
   if not ok then
-    self.hint_report(self, "exit_hint", msg, errno)
-    return forget_hint(self, rec)
+    m.hint_report(m, "exit_hint", msg, errno)
+    return forget_hint(m, rec)
   end
   rec.watched = true
-  self.nwatched = self.nwatched + 1
+  m.nwatched = m.nwatched + 1
 end
 
 local function check_pollable(v, name)
@@ -147,11 +147,11 @@ end
 
 -- A checked hint -> a record, or nil (no hint, or the policy has no
 -- on_exit hook: then nothing is watched and a pidfd given is closed).
-local function make_hint(self, u, pid, pidfd, target, events)
+local function make_hint(m, u, pid, pidfd, target, events)
   if pidfd == nil and target == nil and pid == nil then
     return nil
   end
-  if not self.policy:has("on_exit") then
+  if not m.policy:has("on_exit") then
     if pidfd ~= nil then
       pcall(pidfd.close, pidfd)
     end
@@ -171,7 +171,7 @@ local function make_hint(self, u, pid, pidfd, target, events)
           rec.source = "gone"
           return rec
         end
-        self.hint_report(self, "exit_hint", msg, errno)
+        m.hint_report(m, "exit_hint", msg, errno)
         return nil
       end
     end
@@ -188,7 +188,7 @@ end
 -- @param m the monitor
 -- @param u the uffd
 -- @tparam[opt] table h the hint
-function M.register(self, u, h)
+function M.register(m, u, h)
   if h == nil then
     return
   end
@@ -225,13 +225,13 @@ function M.register(self, u, h)
   if pidfd ~= nil and target ~= nil then
     error("bad argument #2 to 'register' (pidfd and hint are exclusive)", 3)
   end
-  local rec = make_hint(self, u, pid, pidfd, target, events)
+  local rec = make_hint(m, u, pid, pidfd, target, events)
   if rec then
-    local old = self.pending_hint[u]
+    local old = m.pending_hint[u]
     if old then
-      forget_hint(self, old)
+      forget_hint(m, old)
     end
-    self.pending_hint[u] = rec
+    m.pending_hint[u] = rec
   end
 end
 
@@ -261,13 +261,13 @@ end
 
 --- After a full gc collected something: hints of entries that left the
 -- list end (their pidfds closed) without waiting for them to fire.
-function M.sweep(self)
-  if self.nhints == 0 then
+function M.sweep(m)
+  if m.nhints == 0 then
     return
   end
-  for u, rec in pairs(self.hints) do
+  for u, rec in pairs(m.hints) do
     if u:is_closed() or not u:index() then
-      forget_hint(self, rec)
+      forget_hint(m, rec)
     end
   end
 end
@@ -279,20 +279,20 @@ end
 -- @tparam function gc_only gc_only(m, only): the protected list:gc{only}
 --   (n, or nil, msg, errno, partial)
 -- @treturn number how many the probes collected
-function M.process(self, gc_only)
-  if self.nexits == 0 then
+function M.process(m, gc_only)
+  if m.nexits == 0 then
     return 0
   end
-  local now = self.clock()
-  local exits, list, st = self.exits, self.list, self.stats
+  local now = m.clock()
+  local exits, list, st = m.exits, m.list, m.stats
   local only, recs, k, j = {}, {}, 0, 0
-  for i = 1, self.nexits do
+  for i = 1, m.nexits do
     local rec = exits[i]
     exits[i] = nil
     local u = rec.u
     local idx = not rec.done and not u:is_closed() and u:index()
     if not idx then
-      forget_hint(self, rec)   -- collected, removed, or the hint ended
+      forget_hint(m, rec)   -- collected, removed, or the hint ended
     elseif rec.due > now then
       j = j + 1
       exits[j] = rec
@@ -300,7 +300,7 @@ function M.process(self, gc_only)
       local go = true
       if rec.tries == 0 then
         local ns = list:num_static()
-        go = self.policy:on_exit(idx, ns ~= nil and idx > ns, rec.pid,
+        go = m.policy:on_exit(idx, ns ~= nil and idx > ns, rec.pid,
           rec.source, list:len(), st.dynamic)
       end
       if go then
@@ -308,70 +308,70 @@ function M.process(self, gc_only)
         only[k], recs[k] = idx, rec
       else
         st.exit_left = st.exit_left + 1
-        forget_hint(self, rec)
+        forget_hint(m, rec)
       end
     end
   end
-  self.nexits = j
+  m.nexits = j
   if k == 0 then
     return 0
   end
   local p0 = list:probes()
-  local n, msg, errno, partial = gc_only(self, only)
+  local n, msg, errno, partial = gc_only(m, only)
   st.exit_probes = st.exit_probes + (list:probes() - p0)
   local got = n or partial or 0
   st.collected, st.dynamic = st.collected + got, st.dynamic - got
   if not n then
-    self.hint_report(self, "gc", msg, errno)
+    m.hint_report(m, "gc", msg, errno)
   end
   for i = 1, k do
     local rec = recs[i]
     if rec.u:is_closed() then
       st.exit_collected = st.exit_collected + 1
-      forget_hint(self, rec)
-    elseif rec.tries >= self.exit_retries then
+      forget_hint(m, rec)
+    elseif rec.tries >= m.exit_retries then
       st.exit_alive = st.exit_alive + 1
       st.exit_gave_up = st.exit_gave_up + 1
-      forget_hint(self, rec)
+      forget_hint(m, rec)
     else
       st.exit_alive = st.exit_alive + 1
-      rec.due = now + self.exit_retry_ms * 2 ^ rec.tries
+      rec.due = now + m.exit_retry_ms * 2 ^ rec.tries
       rec.tries = rec.tries + 1
-      self.nexits = self.nexits + 1
-      exits[self.nexits] = rec
+      m.nexits = m.nexits + 1
+      exits[m.nexits] = rec
     end
   end
   return got
 end
 
 --- ms until the next exit retry is due (at least 1), or nil.
-function M.next_ms(self)
-  if self.nexits == 0 then
+function M.next_ms(m)
+  if m.nexits == 0 then
     return nil
   end
   local due = math.huge
-  for i = 1, self.nexits do
-    local d = self.exits[i].due
+  for i = 1, m.nexits do
+    local d = m.exits[i].due
     if d < due then
       due = d
     end
   end
-  return math_max(1, math.ceil(due - self.clock()))
+  return math_max(1, math.ceil(due - m.clock()))
 end
 
 --- Ends every hint (armed, fired, queued with a register): m:close.
-function M.close(self)
-  for _, rec in pairs(self.hints) do
-    forget_hint(self, rec)
+function M.close(m)
+  for _, rec in pairs(m.hints) do
+    forget_hint(m, rec)
   end
-  for u, rec in pairs(self.pending_hint) do
-    self.pending_hint[u] = nil
-    forget_hint(self, rec)
+  for u, rec in pairs(m.pending_hint) do
+    m.pending_hint[u] = nil
+    forget_hint(m, rec)
   end
-  for i = 1, self.nexits do
-    self.exits[i] = nil
+  for i = 1, m.nexits do
+    m.exits[i] = nil
   end
-  self.nexits = 0
+  m.nexits = 0
 end
 
 return M
