@@ -387,11 +387,11 @@ LBENCH_BIN = $(B)/list_bench
 FAULT_ARGS ?= --runs 7
 LIST_ARGS  ?= --runs 7
 
-$(BENCH_BIN): bench/fault_loop.c $(LUA_OBJ) $(CORE_A) $(HDRS)
+$(BENCH_BIN): bench/fault_loop.c bench/embed.h $(LUA_OBJ) $(CORE_A) $(HDRS)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) $(LUA_CPPFLAGS) $(LDFLAGS) \
 	  -o $@ bench/fault_loop.c $(LUA_OBJ) $(CORE_A) $(LUA_LIBS)
 
-$(LBENCH_BIN): bench/list_bench.c $(LUA_OBJ) $(CORE_A) $(HDRS)
+$(LBENCH_BIN): bench/list_bench.c bench/embed.h $(LUA_OBJ) $(CORE_A) $(HDRS)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) $(LUA_CPPFLAGS) $(LDFLAGS) \
 	  -o $@ bench/list_bench.c $(LUA_OBJ) $(CORE_A) $(LUA_LIBS)
 

@@ -48,13 +48,10 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
-#include <lua.h>
-#include <lauxlib.h>
-#include <lualib.h>
+#include "embed.h"
 
 #include "uffdlist.h"
 
-int luaopen_uffdlist_core(lua_State *L);
 
 #define MAX_CHILDREN 64
 #define MAX_BATCH    1024
@@ -405,23 +402,10 @@ static void pcall_or_die(lua_State *L, int nargs, int nres, const char *what)
 
 static lua_State *lua_setup(const char *script)
 {
-	lua_State *L = luaL_newstate();
+	lua_State *L = bench_lua_new();
 
 	if (!L)
 		die("luaL_newstate", ENOMEM);
-	luaL_openlibs(L);
-	/* The module from this build, without a disk search; the Lua
-	 * modules from ./lua first. */
-	lua_getglobal(L, "package");
-	lua_getfield(L, -1, "preload");
-	lua_pushcfunction(L, luaopen_uffdlist_core);
-	lua_setfield(L, -2, "uffdlist.core");
-	lua_pop(L, 1);
-	lua_getfield(L, -1, "path");
-	lua_pushfstring(L, "./lua/?.lua;./lua/?/init.lua;%s",
-			lua_tostring(L, -1));
-	lua_setfield(L, -3, "path");
-	lua_pop(L, 2);
 	if (luaL_loadfile(L, script)) {
 		fprintf(stderr, "fault_loop: %s\n", lua_tostring(L, -1));
 		exit(1);

@@ -70,13 +70,10 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
-#include <lua.h>
-#include <lauxlib.h>
-#include <lualib.h>
+#include "embed.h"
 
 #include "uffdlist.h"
 
-int luaopen_uffdlist_core(lua_State *L);
 
 #define SPAWNER_MT "bench.spawner"
 #define SET_MT     "bench.set"
@@ -960,21 +957,13 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	L = luaL_newstate();
+	L = bench_lua_new();
 	if (!L)
 		return 1;
-	luaL_openlibs(L);
 	lua_getglobal(L, "package");
 	lua_getfield(L, -1, "preload");
-	lua_pushcfunction(L, luaopen_uffdlist_core);
-	lua_setfield(L, -2, "uffdlist.core");
 	lua_pushcfunction(L, luaopen_bench_raw);
 	lua_setfield(L, -2, "bench.raw");
-	lua_pop(L, 1);
-	lua_getfield(L, -1, "path");
-	lua_pushfstring(L, "./lua/?.lua;./lua/?/init.lua;%s",
-			lua_tostring(L, -1));
-	lua_setfield(L, -3, "path");
 	lua_pop(L, 2);
 	lua_pushcfunction(L, traceback);
 	base = lua_gettop(L);
