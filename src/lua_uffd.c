@@ -74,6 +74,17 @@ static int push_fill(lua_State *L, const char *what, ssize_t r, size_t len)
 	return lufl_pusherror(L, what, (int)-r);
 }
 
+/* EOPNOTSUPP for missing features: nil, msg, EOPNOTSUPP, the missing
+ * bits (create's and adopt/recv's shape). */
+static int push_missing(lua_State *L, const char *msg, uint64_t missing)
+{
+	lua_pushnil(L);
+	lua_pushstring(L, msg);
+	lua_pushinteger(L, EOPNOTSUPP);
+	lufl_pushu64(L, missing);
+	return 4;
+}
+
 /* adopt/recv's refusals, said plainly: ENOTTY "not a userfaultfd",
  * EBADFD "UFFDIO_API not done", EOPNOTSUPP the features missing (4th
  * value: their bits). */
@@ -99,11 +110,7 @@ static int push_adopt_error(lua_State *L, const char *what, int err,
 		snprintf(buf, sizeof(buf), "%s: userfaultfd lacks features "
 			 "0x%llx the monitor needs", what,
 			 (unsigned long long)missing);
-		lua_pushnil(L);
-		lua_pushstring(L, buf);
-		lua_pushinteger(L, err);
-		lufl_pushu64(L, missing);
-		return 4;
+		return push_missing(L, buf, missing);
 	}
 	return lufl_pusherror(L, what, err);
 }
@@ -158,11 +165,7 @@ static int l_create(lua_State *L)
 		snprintf(buf, sizeof(buf),
 			 "create: features not supported: 0x%llx",
 			 (unsigned long long)missing);
-		lua_pushnil(L);
-		lua_pushstring(L, buf);
-		lua_pushinteger(L, EOPNOTSUPP);
-		lufl_pushu64(L, missing);
-		return 4;
+		return push_missing(L, buf, missing);
 	}
 	if (r < 0)
 		return lufl_pusherror(L, "create", -r);
