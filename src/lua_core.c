@@ -477,6 +477,7 @@ int luaopen_uffdlist_core(lua_State *L)
 	lufl_open_fds(L);
 	lufl_open_memcap(L);
 	lufl_open_pidfd(L);
+	lufl_open_fast(L);
 	setconsts(L, constants);
 	lua_newtable(L);
 	setconsts(L, errnos);

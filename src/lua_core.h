@@ -88,6 +88,10 @@ struct lufl_uffd {
 	struct uffd_msg *buf;
 	size_t bufcap;
 	bool reading;          /* read_events is converting the buffer */
+	/* Messages a fast read (src/lua_fast.c) left in buf, not yet
+	 * delivered: the next read_events delivers them instead of reading;
+	 * a FORK message's fd among them is closed with the uffd. */
+	int pending;
 };
 #define LUFL_UENV_BUF 1
 
@@ -103,6 +107,9 @@ struct lufl_waitctx {
 	uint32_t next_id;      /* next user token id to try (1..2^32-1) */
 	uint32_t nlists;       /* lists attached (they keep the ctx open) */
 	struct ufl_faults faults; /* core.testing: w.sys may point here */
+	/* Events a fast list:wait (src/lua_fast.c) left in evs for the C
+	 * fill: a token it could not resolve itself. */
+	int npending;
 	struct epoll_event evs[LUFL_WAIT_MAX];
 };
 #define LUFL_CENV_RECS  1
@@ -212,6 +219,7 @@ LUFL_HIDDEN void lufl_open_mapping(lua_State *L);
 LUFL_HIDDEN void lufl_open_fds(lua_State *L);
 LUFL_HIDDEN void lufl_open_memcap(lua_State *L);
 LUFL_HIDDEN void lufl_open_pidfd(lua_State *L);
+LUFL_HIDDEN void lufl_open_fast(lua_State *L);
 
 /* lua_uffd.c */
 /* A new closed uffd userdata (metatable set, fd -1) on the stack. */
@@ -219,6 +227,9 @@ LUFL_HIDDEN struct lufl_uffd *lufl_uffd_new(lua_State *L);
 /* The uffd at idx (raises if not one); open ones only with _open. */
 LUFL_HIDDEN struct lufl_uffd *lufl_uffd_check(lua_State *L, int idx);
 LUFL_HIDDEN struct lufl_uffd *lufl_uffd_checkopen(lua_State *L, int idx);
+/* copy/zeropage/continue's results for r (bytes, or -errno) of len */
+LUFL_HIDDEN int lufl_push_fill(lua_State *L, const char *what, ssize_t r,
+			       size_t len);
 
 /* lua_waitctx.c */
 /* A new waitctx userdata, environment set, epoll not yet open. */

@@ -27,6 +27,7 @@ struct lufl_uffd *lufl_uffd_new(lua_State *L)
 	x->buf = NULL;
 	x->bufcap = 0;
 	x->reading = false;
+	x->pending = 0;
 	luaL_getmetatable(L, LUFL_UFFD);
 	lua_setmetatable(L, -2);
 	return x;
@@ -47,7 +48,7 @@ struct lufl_uffd *lufl_uffd_checkopen(lua_State *L, int idx)
 }
 
 /* The outcome of a fill (copy, zeropage, continue): see doc/lua-api.md. */
-static int push_fill(lua_State *L, const char *what, ssize_t r, size_t len)
+int lufl_push_fill(lua_State *L, const char *what, ssize_t r, size_t len)
 {
 	if (r >= 0 && (size_t)r == len) {
 		lufl_pushu64(L, (uint64_t)r);
@@ -416,7 +417,7 @@ static int m_copy(lua_State *L)
 		return lufl_typeerror(L, 3, "string or address");
 	}
 	mode = (uint64_t)lufl_optint(L, 5, 0, UINT32_MAX, 0);
-	return push_fill(L, "copy",
+	return lufl_push_fill(L, "copy",
 			 ufl_uffd_copy(&x->u, dst, src, len, mode), len);
 }
 
@@ -427,7 +428,7 @@ static int m_zeropage(lua_State *L)
 	uint64_t start = lufl_checkaddr(L, 2), len = lufl_checkaddr(L, 3);
 	uint64_t mode = (uint64_t)lufl_optint(L, 4, 0, UINT32_MAX, 0);
 
-	return push_fill(L, "zeropage",
+	return lufl_push_fill(L, "zeropage",
 			 ufl_uffd_zeropage(&x->u, start, len, mode), len);
 }
 
@@ -438,7 +439,7 @@ static int m_continue(lua_State *L)
 	uint64_t start = lufl_checkaddr(L, 2), len = lufl_checkaddr(L, 3);
 	uint64_t mode = (uint64_t)lufl_optint(L, 4, 0, UINT32_MAX, 0);
 
-	return push_fill(L, "continue",
+	return lufl_push_fill(L, "continue",
 			 ufl_uffd_continue(&x->u, start, len, mode), len);
 }
 
@@ -733,13 +734,21 @@ static int m_read_events(lua_State *L)
 		lua_newtable(L);
 		lua_replace(L, 2);
 	}
-	ensure_buf(L, x, 1, max);
 	/* Everything the conversion needs is pushed before the read: from
 	 * the read on, nothing may raise outside the protected call. */
 	luaL_checkstack(L, 8, NULL);
-	n = ufl_uffd_read_events(&x->u, x->buf, max);
-	if (n < 0)
-		return lufl_pusherror(L, "read_events", (int)-n);
+	if (x->pending > 0) {
+		/* What a fast read left (src/lua_fast.c): delivered now, in
+		 * place of a read, from the buffer it is in. */
+		n = x->pending;
+		x->pending = 0;
+	} else {
+		ensure_buf(L, x, 1, max);
+		luaL_checkstack(L, 8, NULL);
+		n = ufl_uffd_read_events(&x->u, x->buf, max);
+		if (n < 0)
+			return lufl_pusherror(L, "read_events", (int)-n);
+	}
 	rc.n = (int)n;
 	/*
 	 * The fast path: no fork event, and out[1..n] are tables already (the
@@ -804,9 +813,24 @@ static int m_send(lua_State *L)
 	return 1;
 }
 
+/* Closes the fds of FORK messages a fast read left undelivered. */
+static void drop_pending(struct lufl_uffd *x)
+{
+	int i;
+
+	for (i = 0; i < x->pending; i++)
+		if (x->buf[i].event == UFFD_EVENT_FORK &&
+		    x->buf[i].arg.fork.ufd != FORK_TAKEN) {
+			close((int)x->buf[i].arg.fork.ufd);
+			x->buf[i].arg.fork.ufd = FORK_TAKEN;
+		}
+	x->pending = 0;
+}
+
 /* The one destroy routine; 0 or -errno from close(2). */
 static int uffd_destroy(struct lufl_uffd *x)
 {
+	drop_pending(x);
 	if (x->u.list)
 		return 0;  /* the list closes it (same-cycle collection) */
 	return ufl_uffd_close(&x->u);

@@ -17,6 +17,12 @@ end
 --- The C module itself.
 M.core = core
 
+-- LuaJIT: the hot methods over the FFI (uffdlist.fast); UFFDLIST_FFI=0
+-- keeps the C methods.
+if jit and os.getenv("UFFDLIST_FFI") ~= "0" and pcall(require, "ffi") then
+  require("uffdlist.fast").install(core)
+end
+
 --- "uffdlist MAJOR.MINOR.PATCH": the release (the Makefile's VERSION, the
 -- C library's and uffdlist.pc's).
 M._VERSION = "uffdlist 0.1.0"

@@ -1,0 +1,439 @@
+-- uffdlist.fast (LuaJIT: the hot methods over the FFI) against the C
+-- methods it stands in for: the same results, the same errors and
+-- messages, the same side effects, on real uffds, real faults of real
+-- children and real lists.  Every case runs the method both ways (the C
+-- one is fast.slow[name]) on objects in the same state and compares.
+-- The file is #luajit: PUC Lua has no FFI and keeps the C methods.
+local ufl = require "uffdlist"
+-- Loaded under every Lua (busted reads the file before it filters tags).
+local fast = jit and require "uffdlist.fast"
+local unpack = table.unpack or unpack
+local child = require "spec.helpers.child"
+local posix = require "spec.helpers.posix"
+local it = posix.it(it, function(msg) pending(msg) end)
+
+local PAGE = ufl.page_size()
+local alive = {
+  register = function() return true end,
+  is_dead = function() return false end,
+  reset = function() return true end,
+}
+
+local function pack(...)
+  return { n = select("#", ...), ... }
+end
+
+-- Everything a call gives back: ok, then its results or its error.
+local function outcome(f, ...)
+  return pack(pcall(f, ...))
+end
+
+local function methods(obj)
+  return getmetatable(obj).__index
+end
+
+-- The fast methods, by name (taken from the classes, not from self: a
+-- case may pass another object as self).
+local FAST = {}
+if fast then
+  local u, ctx = assert(ufl.create(0)), assert(ufl.waitctx())
+  local l = assert(ufl.list(u, alive, ctx))
+  for _, k in ipairs{ "copy", "zeropage", "wake", "read_events" } do
+    FAST[k] = methods(u)[k]
+  end
+  FAST.wait, FAST.get = methods(l).wait, methods(l).get
+  l:close(); ctx:close()
+end
+
+-- The fast method `name` and the C one give the same outcome for
+-- args (built twice by make_args: objects in the same state).
+local function same(name, make_args)
+  local fa, sa = make_args(), make_args()
+  local f = outcome(FAST[name], unpack(fa, 1, fa.n))
+  local s = outcome(fast.slow[name], unpack(sa, 1, sa.n))
+  assert.are.same(s, f)
+  return f
+end
+
+-- A child touching `pages` pages of the shared `map` after "go" and, with
+-- `forks`, forking first (a FORK event) — its uffd has EVENT_FORK then.
+local function toucher(map, pages, forks)
+  return child.spawn(function(sock)
+    local u = assert(ufl.create(forks and (ufl.DEFAULT_FEATURES
+      + ufl.FEATURE_EVENT_FORK) or nil))
+    assert(u:send(sock))
+    if not child.await(sock) then return false end
+    if forks then
+      local unistd = posix.require "posix.unistd"
+      local pid = unistd.fork()
+      if pid == 0 then unistd._exit(0) end
+      require("posix.sys.wait").wait(pid)
+    end
+    for p = 0, pages - 1 do
+      if map:read(p * PAGE, 1) ~= "\0" then return false end
+    end
+    return true
+  end)
+end
+
+-- Waits for u's next events (reading with the method `read`).
+local function read_when_ready(ctx, read, u, out, max)
+  local ready = {}
+  for _ = 1, 200 do
+    if ctx:wait(50, ready) > 0 then
+      local n, msg, errno = read(u, out, max)
+      if n ~= 0 then return n, msg, errno end
+    end
+  end
+  error("no event")
+end
+
+describe("uffdlist.fast #luajit", function()
+  it("is installed by require 'uffdlist', and UFFDLIST_FFI=0 keeps the C methods", function()
+    local u = assert(ufl.create())
+    assert.are_not.equal(fast.slow.copy, methods(u).copy)
+    assert.are.equal("table", type(fast.slow))
+    for _, name in ipairs{ "copy", "zeropage", "wake", "read_events" } do
+      assert.are.equal("function", type(methods(u)[name]))
+    end
+    u:close()
+    local cmd = [[UFFDLIST_FFI=0 luajit -e 'local ufl = require "uffdlist"
+      local u = ufl.create(0)
+      io.write(tostring(require("uffdlist.fast").slow == nil), " ",
+        tostring(debug.getinfo(getmetatable(u).__index.copy).what))']]
+    local p = assert(io.popen(cmd))
+    local out = p:read("*a")
+    p:close()
+    assert.are.equal("true C", out)
+  end)
+
+  describe("fills", function()
+    local u, map
+    before_each(function()
+      u = assert(ufl.create(0))
+      map = assert(ufl.mmap_anon(64 * PAGE))
+      assert(u:register(map:addr(), map:len()))
+    end)
+    after_each(function()
+      u:close(); map:close()
+    end)
+
+    -- args for page p (fresh for each of the two calls: p and p + 1)
+    local next_page = 0
+    local function page()
+      next_page = next_page + 1
+      return map:addr() + (next_page % 64) * PAGE
+    end
+
+    it("copy from an address, from a string, and its EEXIST", function()
+      local src = string.rep("x", PAGE)
+      local s = assert(ufl.mmap_anon(PAGE))
+      assert.are.same({ true, PAGE, n = 2 },
+        same("copy", function() return pack(u, page(), s:addr(), PAGE) end))
+      assert.are.same({ true, PAGE, n = 2 },
+        same("copy", function() return pack(u, page(), src) end))
+      -- a length the kernel refuses (not a page multiple): EINVAL both ways
+      assert.are.same({ true, nil, "copy: Invalid argument", ufl.errno.EINVAL, n = 4 },
+        same("copy", function() return pack(u, page(), src, 16) end))
+      local a = page()
+      assert(u:copy(a, src))
+      local r = same("copy", function() return pack(u, a, src) end)
+      assert.are.same({ true, nil, "copy: page exists", ufl.errno.EEXIST, n = 4 }, r)
+      r = same("zeropage", function() return pack(u, a, PAGE) end)
+      assert.are.equal(ufl.errno.EEXIST, r[4])
+      assert.are.same({ true, true, n = 2 },
+        same("wake", function() return pack(u, a, PAGE) end))
+      s:close()
+    end)
+
+    it("zeropage and wake; an unregistered range fails the same way", function()
+      assert.are.same({ true, PAGE, n = 2 },
+        same("zeropage", function() return pack(u, page(), PAGE) end))
+      local r = same("zeropage", function() return pack(u, 4096, PAGE) end)
+      assert.is_nil(r[2])
+      assert.is_number(r[4])
+      r = same("wake", function() return pack(u, 4096, PAGE, nil) end)
+      assert.is_true(r[1])
+    end)
+
+    it("bad arguments raise the C method's errors", function()
+      local cases = {
+        { "copy", -1, "x" }, { "copy", 0.5, "x" }, { "copy", 0 / 0, "x" },
+        { "copy", 2 ^ 53 + 2, "x" }, { "copy", 4096, {} },
+        { "copy", 4096, 4096 }, { "copy", 4096, "ab", 3 },
+        { "copy", 4096, "ab", 1, -1 }, { "copy", 4096, "ab", 1, 2 ^ 32 },
+        { "copy", 4096, 4096, "1" }, { "copy", "4096", "x" },
+        { "zeropage", 4096 }, { "zeropage", 4096, PAGE, 0.5 },
+        { "zeropage", 4096, 1 / 0 }, { "wake", nil, PAGE }, { "wake", 4096, -PAGE },
+      }
+      for _, c in ipairs(cases) do
+        local r = same(c[1], function() return pack(u, c[2], c[3], c[4], c[5]) end)
+        assert.is_false(r[1], c[1] .. " " .. tostring(c[2]))
+        assert.matches("bad argument", r[2])
+      end
+    end)
+
+    it("a closed uffd, and another object as self, raise as the C methods", function()
+      local closed = assert(ufl.create(0))
+      closed:close()
+      local ctx = assert(ufl.waitctx())
+      for _, self in ipairs{ closed, ctx, io.stdout, {}, 7 } do
+        for _, name in ipairs{ "copy", "zeropage", "wake", "read_events" } do
+          local r = same(name, function() return pack(self, 4096, PAGE, PAGE) end)
+          assert.is_false(r[1])
+        end
+      end
+      ctx:close()
+    end)
+  end)
+
+  describe("read_events with real faults", function()
+    local map, c, u, ctx
+    before_each(function()
+      map = assert(ufl.mmap_anon(8 * PAGE, true))
+    end)
+    after_each(function()
+      if ctx then ctx:close() end
+      if u then u:close() end
+      map:close()
+      ctx, u = nil, nil
+    end)
+
+    -- before(): called before "go" (the buffer's first read, say)
+    local function start(pages, forks, before)
+      c = toucher(map, pages, forks)
+      u = assert(ufl.recv(c.sock))
+      assert(u:register(map:addr(), map:len()))
+      ctx = assert(ufl.waitctx())
+      assert(ctx:add(u, "u"))
+      if before then before() end
+      child.signal(c.sock)
+    end
+
+    local function serve(ev)
+      assert(u:zeropage(ev.address - ev.address % PAGE, PAGE))
+    end
+
+    it("gives the C method's fields, in reused tables, and truncates", function()
+      start(3)
+      local out = { {}, {}, {}, "stale", "stale" }
+      -- The first read makes the buffer (C method); then the fast path.
+      local n = read_when_ready(ctx, u.read_events, u, out)
+      assert.are.equal(1, n)
+      local t1 = out[1]
+      local first = {}
+      for k, v in pairs(t1) do first[k] = v end
+      assert.is_nil(out[2])
+      serve(t1)
+      out[2], out[3] = { kind = "remove", start = 1, stop = 2, junk = 1 }, "x"
+      n = read_when_ready(ctx, u.read_events, u, out)
+      assert.are.equal(1, n)
+      assert.are.equal(t1, out[1])
+      assert.is_nil(out[2]); assert.is_nil(out[3])
+      assert.are.same({ "address", "flags", "kind", "minor", "wp", "write" },
+        (function() local ks = {} for k in pairs(t1) do ks[#ks + 1] = k end
+          table.sort(ks) return ks end)())
+      assert.are.equal(first.address + PAGE, t1.address)
+      assert.are.same({ first.kind, first.flags, first.write, first.wp, first.minor },
+        { t1.kind, t1.flags, t1.write, t1.wp, t1.minor })
+      serve(t1)
+      -- A table that held another kind is cleared first, as in C.
+      out[1] = { kind = "remove", start = 1, stop = 2, uffd = true }
+      n = read_when_ready(ctx, u.read_events, u, out)
+      assert.are.equal(1, n)
+      assert.is_nil(out[1].start); assert.is_nil(out[1].uffd)
+      assert.are.equal("pagefault", out[1].kind)
+      serve(out[1])
+      assert.are.equal(0, child.reap(c))
+      assert.are.same({ true, 0, out, n = 3 },
+        outcome(u.read_events, u, out))
+      assert.is_nil(out[1])
+    end)
+
+    it("an out[i] that is no table: the C method delivers the event", function()
+      start(2)
+      local out = {}
+      local n = read_when_ready(ctx, u.read_events, u, out)
+      serve(out[1])
+      out[1] = 42      -- not a table: the fast read's event goes to C
+      n = read_when_ready(ctx, u.read_events, u, out)
+      assert.are.equal(1, n)
+      assert.are.equal("pagefault", out[1].kind)
+      serve(out[1])
+      assert.are.equal(0, child.reap(c))
+    end)
+
+    it("a conversion that raises loses no event: the next read delivers it", function()
+      start(2)
+      local out = {}
+      read_when_ready(ctx, u.read_events, u, out)
+      serve(out[1])
+      -- An empty table needs its hash part: with the heap capped at its
+      -- size, the first field set raises "not enough memory".
+      local ready, n = {}, 0
+      for _ = 1, 100 do
+        n = ctx:wait(50, ready)
+        if n > 0 then break end
+      end
+      assert.are.equal(1, n)
+      out[1] = {}
+      collectgarbage(); collectgarbage("stop")
+      ufl.memcap_arm(collectgarbage("count") * 1024)
+      local ok, err = pcall(u.read_events, u, out)
+      ufl.memcap_disarm()
+      collectgarbage("restart")
+      assert.is_false(ok)
+      assert.matches("not enough memory", tostring(err))
+      local n = assert(u:read_events(out))
+      assert.are.equal(1, n)
+      assert.are.equal("pagefault", out[1].kind)
+      serve(out[1])
+      assert.are.equal(0, child.reap(c))
+    end)
+
+    it("a FORK event: its uffd is wrapped by the C method, none leaks", function()
+      local out = { {}, {}, {} }
+      -- The buffer exists before the FORK message: the fast read gets it.
+      start(1, true, function()
+        assert.are.same({ 0, out }, { u:read_events(out, 4) })
+      end)
+      local got = {}
+      for _ = 1, 4 do
+        local n = read_when_ready(ctx, u.read_events, u, out, 4)
+        for i = 1, n do
+          local ev = out[i]
+          got[ev.kind] = (got[ev.kind] or 0) + 1
+          if ev.kind == "pagefault" then serve(ev) end
+          if ev.kind == "fork" then
+            assert.are.equal("fork", ev.uffd:origin())
+            ev.uffd:close()
+            ev.uffd = nil
+          end
+        end
+        if got.pagefault then break end
+      end
+      assert.are.same({ fork = 1, pagefault = 1 }, got)
+      assert.are.equal(0, child.reap(c))
+    end)
+  end)
+
+  describe("list:wait and list:get", function()
+    local function list_of(n)
+      local ctx = assert(ufl.waitctx())
+      local main = assert(ufl.create(0))
+      local l = assert(ufl.list(main, alive, ctx))
+      l:set_num_static_devices(0)
+      for _ = 2, n do assert(l:register(assert(ufl.create(0)))) end
+      return l, ctx
+    end
+
+    it("get gives the C method's objects, through registers, removes and gc swaps", function()
+      local l, ctx = list_of(6)
+      local gone = {}
+      local checker = {
+        register = function() return true end,
+        is_dead = function(_, u) return gone[u] == true end,
+        reset = function() return true end,
+      }
+      local l2 = assert(ufl.list(assert(ufl.create(0)), checker, ctx))
+      l2:set_num_static_devices(0)
+      for _ = 1, 5 do assert(l2:register(assert(ufl.create(0)))) end
+      for _, list in ipairs{ l, l2 } do
+        for i = 1, list:len() + 1 do
+          assert.are.equal(fast.slow.get(list, i), list:get(i))
+        end
+      end
+      gone[l2:get(2)] = true
+      gone[l2:get(4)] = true
+      l2:gc()
+      local removed = l2:remove(l2:len())
+      removed:close()
+      for i = 1, l2:len() + 1 do
+        assert.are.equal(fast.slow.get(l2, i), l2:get(i))
+      end
+      for _, args in ipairs{ { 0 }, { 1.5 }, { "1" }, { -1 }, { 0 / 0 } } do
+        assert.are.same(outcome(fast.slow.get, l2, args[1]),
+          outcome(FAST.get, l2, args[1]))
+      end
+      l:close(); l2:close()
+      assert.are.same(outcome(fast.slow.get, l, 1), outcome(FAST.get, l, 1))
+      assert.is_false(pcall(FAST.get, l, 1))
+      assert.are.same(outcome(fast.slow.get, ctx, 1), outcome(FAST.get, ctx, 1))
+      ctx:close()
+    end)
+
+    it("wait: entries of this list, another list's and user fds, as the C method", function()
+      local l, ctx = list_of(3)
+      local l2 = assert(ufl.list(assert(ufl.create(0)), alive, ctx))
+      local ev = assert(ufl.eventfd(1))
+      -- Nothing ready: n = 0, and out/evs past n cleared.
+      local out, evs = { 9, 9 }, { 9 }
+      assert.are.same({ true, 0, out, evs, n = 4 }, outcome(FAST.wait, l, 0, out, evs))
+      assert.is_nil(out[1]); assert.is_nil(evs[1])
+      -- A user fd of the ctx: the C fill (tokens other than this list's).
+      assert(ctx:add(ev, "ev"))
+      local a, b = {}, {}
+      local f = outcome(FAST.wait, l, 0, a, b)
+      local s = outcome(fast.slow.wait, l, 0, {}, {})
+      assert.are.same(s, f)
+      assert.are.same({ "ev" }, a)
+      assert.are.same({ ufl.EPOLLIN }, b)
+      f = outcome(FAST.wait, l2, 0)
+      assert.are.equal(1, f[2])
+      assert.are.same({ "ev" }, f[3])
+      assert.is_nil(f[4])
+      ev:close()
+      -- Bad arguments, a closed list: the C method's errors.
+      for _, args in ipairs{ { 0.5 }, { -2 }, { 2 ^ 31 }, { "1" }, { 0, 5 }, { 0, {}, 5 } } do
+        local r = outcome(FAST.wait, l, args[1], args[2], args[3])
+        assert.are.same(outcome(fast.slow.wait, l, args[1], args[2], args[3]), r)
+        assert.is_false(r[1])
+      end
+      l2:close(); l:close()
+      assert.are.same(outcome(fast.slow.wait, l, 0), outcome(FAST.wait, l, 0))
+      assert.are.same(outcome(fast.slow.wait, ctx, 0), outcome(FAST.wait, ctx, 0))
+      ctx:close()
+    end)
+
+    it("wait: ready entries of this list, indices and masks", function()
+      -- Each uffd is made readable by a child's fault on the shared map.
+      local map = assert(ufl.mmap_anon(4 * PAGE, true))
+      local ctx = assert(ufl.waitctx())
+      local kids, uffds = {}, {}
+      for i = 1, 3 do
+        kids[i] = toucher(map, 1)
+        uffds[i] = assert(ufl.recv(kids[i].sock))
+        assert(uffds[i]:register(map:addr(), map:len()))
+      end
+      local l = assert(ufl.list(uffds[1], alive, ctx))
+      l:set_num_static_devices(2)
+      assert.is_false(l:register(uffds[2])); assert.is_false(l:register(uffds[3]))
+      for i = 1, 3 do child.signal(kids[i].sock) end
+      local out, evs = { 7, 7, 7, 7, 7 }, {}
+      local n
+      for _ = 1, 100 do
+        n = l:wait(50, out, evs)
+        if n == 3 then break end
+      end
+      assert.are.equal(3, n)
+      table.sort(out)
+      assert.are.same({ 1, 2, 3 }, out)
+      assert.are.same({ ufl.EPOLLIN, ufl.EPOLLIN, ufl.EPOLLIN }, evs)
+      assert.are.same(outcome(fast.slow.wait, l, 0, {}, {}), outcome(FAST.wait, l, 0, {}, {}))
+      -- Serve them: the shmem page is shared, so after the first fill
+      -- the others are EEXIST and only need a wake.
+      for i = 1, 3 do
+        local u = l:get(i)
+        local rd = assert(u:read_events())
+        assert.are.equal(1, rd)
+        local r, _, e = u:zeropage(map:addr(), PAGE)
+        if not r then
+          assert.are.equal(ufl.errno.EEXIST, e)
+          assert(u:wake(map:addr(), PAGE))
+        end
+      end
+      for i = 1, 3 do assert.are.equal(0, child.reap(kids[i])) end
+      l:close(); ctx:close(); map:close()
+    end)
+  end)
+end)
