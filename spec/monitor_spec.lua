@@ -700,6 +700,54 @@ describe("monitor", function()
       m:run()
       assert.equal(1, #fill.calls)
     end)
+
+    -- run runs its rounds inside one pcall (a LuaJIT trace cannot return
+    -- into a pcall's frame): an error must still cost one round only.
+    it("an error in a round or after it is reported as step would, and run goes on", function()
+      new_monitor()
+      local u = static_uffds(1)[1]
+      local real, waits, clock = m.list, 0, m.clock
+      m.list = setmetatable({ wait = function(_, ...)
+        waits = waits + 1
+        if waits == 1 then error("wait broke") end
+        return real:wait(...)
+      end }, { __index = function(_, k)
+        return function(_, ...) return real[k](real, ...) end
+      end })
+      local ticks = 0
+      m.clock = function()
+        ticks = ticks + 1
+        if ticks == 2 then error("clock broke") end
+        return clock()
+      end
+      w:push_faults(u, 3, BASE)
+      m:run(function(mm) return mm.stats.faults >= 3 end)
+      assert.is_false(m.busy)
+      assert.equal(3, #fill.calls)
+      assert.equal(2, #errors)
+      assert.equal("round", errors[1].what)
+      assert.matches("wait broke", errors[1].msg)
+      assert.equal("round", errors[2].what)
+      assert.matches("clock broke", errors[2].msg)
+      m.list, m.clock = real, clock
+    end)
+
+    it("an error of until_fn reaches run's caller as it was raised, the monitor idle", function()
+      new_monitor()
+      local u = static_uffds(1)[1]
+      local e = { "until broke" }
+      w:push_faults(u, 1, BASE)
+      local ok, got = pcall(m.run, m, function(mm)
+        if mm.stats.faults >= 1 then error(e) end
+      end)
+      assert.is_false(ok)
+      assert.equal(e, got)
+      assert.is_false(m.busy)
+      assert.equal(0, #errors)
+      w:push_faults(u, 1, BASE + PS)
+      m:run(function(mm) return mm.stats.faults >= 2 end)
+      assert.equal(2, #fill.calls)
+    end)
   end)
 
   describe("close", function()

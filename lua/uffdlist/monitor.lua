@@ -957,11 +957,60 @@ function Monitor:step(timeout_ms)
   return n
 end
 
---- Loops step until m:stop() or until_fn(m) returns true.
+-- One round as step makes it, unprotected, for run: `self.phase` says
+-- which of step's protected parts is running ("round", "finish"), so
+-- that run reports an error there as step would and goes on.
+local function run_step(self)
+  if self.busy then
+    error("monitor:step called from inside a round", 2)
+  end
+  local timeout = wait_timeout(self, nil)
+  self.round = self.round + 1
+  self.stats.rounds = self.stats.rounds + 1
+  self.policy:begin_round()
+  self.busy, self.phase = true, "round"
+  local _, active = round(self, timeout)
+  self.busy, self.drop, self.phase = false, false, "finish"
+  finish_round(self, active)
+  self.phase = nil
+end
+
+local function run_rounds(self, until_fn)
+  while not self.stopped and not (until_fn and until_fn(self)) do
+    run_step(self)
+  end
+end
+
+-- After an error in run_step's part `phase`: what step's pcalls do.
+local function recover(self, phase, e)
+  self.busy, self.drop, self.phase = false, false, nil
+  report(self, "round", errstr(e))
+  if phase == "round" then
+    local fok, fe = pcall(finish_round, self, false)
+    if not fok then
+      report(self, "round", errstr(fe))
+    end
+  end
+end
+
+--- Loops step until m:stop() or until_fn(m) returns true.  An error of
+-- until_fn is raised to the caller.
 function Monitor:run(until_fn)
   self.stopped = false
-  while not self.stopped and not (until_fn and until_fn(self)) do
-    self:step()
+  -- The rounds run unprotected inside one pcall, not each in step's: a
+  -- LuaJIT trace through a round cannot return into a pcall's frame ("NYI:
+  -- return to lower frame"), so every round would end in the interpreter
+  -- (bench/README.md).  An error restarts the loop after step's handling.
+  while true do
+    local ok, e = pcall(run_rounds, self, until_fn)
+    if ok then
+      return
+    end
+    local phase = self.phase
+    if not phase then
+      error(e, 0)
+    end
+    recover(self, phase, e)
   end
 end
 
