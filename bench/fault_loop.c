@@ -17,9 +17,12 @@
  *
  * Configurations, interleaved run by run so that machine noise hits them
  * alike:
- *   raw C        ufl_list + ufl_waitctx + ufl_uffd_read_events in batches +
- *                ufl_uffd_copy, a trivial always-alive checker (the
- *                baseline every ratio is against);
+ *   raw C        the syscalls themselves, none of our code: epoll_wait,
+ *                preadv2(RWF_NOWAIT) of struct uffd_msg in batches (the
+ *                read that cannot block, which ours makes too: see
+ *                run_raw), UFFDIO_COPY (the baseline every ratio is
+ *                against); raw_copy_read the same with read(2), for what
+ *                RWF_NOWAIT costs;
  *   lua binding  (with --lua FILE) the same loop written in Lua through
  *                require "uffdlist": list:wait and u:read_events into
  *                reused tables, u:copy from a ufl.mmap_anon source page;
@@ -45,6 +48,8 @@
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/uio.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -61,24 +66,34 @@
 
 enum config {
 	CFG_RAW_COPY, CFG_LUA_COPY, CFG_MON_COPY, CFG_RAW_ZERO, CFG_MON_ZERO,
-	NCFG
+	CFG_RAW_READ, NCFG
 };
 
 static const char *const cfg_name[NCFG] = {
-	"raw_copy", "lua_copy", "monitor_copy", "raw_zero", "monitor_zero"
+	"raw_copy", "lua_copy", "monitor_copy", "raw_zero", "monitor_zero",
+	"raw_copy_read"
 };
 /* The Lua module's functions building each configuration's serve loop. */
 static const char *const cfg_lua_fn[NCFG] = {
-	NULL, "prepare_binding", "prepare_monitor", NULL, "prepare_monitor_zero"
+	NULL, "prepare_binding", "prepare_monitor", NULL, "prepare_monitor_zero",
+	NULL
 };
 /* Zero-page configurations: the children expect zeros. */
-static const bool cfg_zero[NCFG] = { false, false, false, true, true };
+static const bool cfg_zero[NCFG] = {
+	false, false, false, true, true, false
+};
+/* The raw loop reading with read(2), not preadv2(RWF_NOWAIT). */
+static const bool cfg_plain_read[NCFG] = {
+	false, false, false, false, false, true
+};
 /* The raw loop each configuration is compared with, and the RATIO line. */
 static const enum config cfg_base[NCFG] = {
-	CFG_RAW_COPY, CFG_RAW_COPY, CFG_RAW_COPY, CFG_RAW_ZERO, CFG_RAW_ZERO
+	CFG_RAW_COPY, CFG_RAW_COPY, CFG_RAW_COPY, CFG_RAW_ZERO, CFG_RAW_ZERO,
+	CFG_RAW_COPY
 };
 static const char *const cfg_ratio[NCFG] = {
-	NULL, "fault_copy_lua", "fault_copy_monitor", NULL, "fault_zero_monitor"
+	NULL, "fault_copy_lua", "fault_copy_monitor", NULL, "fault_zero_monitor",
+	NULL
 };
 
 struct opts {
@@ -95,7 +110,19 @@ struct opts {
 struct result {
 	double ns_per_fault;
 	double lua_bytes_per_fault;    /* < 0: not measured */
+	double cpu_ns_per_fault;       /* the server's user + system time */
 };
+
+/* This process's CPU time (user + system), ns: the server alone, its
+ * children are other processes. */
+static double cpu_ns(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e9 +
+	       (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e3;
+}
 
 struct run {
 	unsigned char *region;
@@ -305,14 +332,24 @@ static int raw_fill(int fd, uintptr_t addr, const void *src, bool zero)
 	return 0;
 }
 
-static double run_raw(const struct opts *o, const void *src, bool zero)
+/*
+ * The read is preadv2(RWF_NOWAIT), as ours (src/uffd.c): a device shares
+ * the uffd's open file, so it can clear O_NONBLOCK and read the message
+ * itself after epoll reported it, and a read(2) would then block the
+ * monitor (doc/security.md).  plain_read: read(2), to show what that
+ * costs (raw_copy_read).
+ */
+static struct result run_raw(const struct opts *o, const void *src,
+			     bool zero, bool plain_read)
 {
 	static struct epoll_event evs[64];
 	static struct uffd_msg msgs[MAX_BATCH];
+	struct iovec iov = { msgs, (size_t)o->batch * sizeof(*msgs) };
+	struct result res = { 0, -1, 0 };
 	struct run rn;
 	const long total = (long)o->children * o->pages;
 	long served = 0;
-	double t0, t1;
+	double t0, t1, c0;
 	int i, r, epfd, fds[MAX_CHILDREN];
 
 	setup_run(&rn, o, false, zero);
@@ -326,6 +363,7 @@ static double run_raw(const struct opts *o, const void *src, bool zero)
 			die("epoll_ctl", errno);
 	}
 
+	c0 = cpu_ns();
 	t0 = now_ns();
 	send_go(&rn);
 	while (served < total) {
@@ -343,7 +381,11 @@ static double run_raw(const struct opts *o, const void *src, bool zero)
 			int fd = fds[evs[i].data.u64];
 			ssize_t m, j;
 
-			m = read(fd, msgs, (size_t)o->batch * sizeof(*msgs));
+			if (plain_read) {
+				m = read(fd, msgs, iov.iov_len);
+			} else {
+				m = preadv2(fd, &iov, 1, -1, RWF_NOWAIT);
+			}
 			if (m < 0) {
 				if (errno == EAGAIN || errno == EINTR)
 					continue;
@@ -364,12 +406,14 @@ static double run_raw(const struct opts *o, const void *src, bool zero)
 		}
 	}
 	t1 = now_ns();
+	res.cpu_ns_per_fault = (cpu_ns() - c0) / (double)total;
 
 	close(epfd);
 	for (i = 0; i < rn.k; i++)
 		ufl_uffd_close(&rn.uffd[i]);
 	teardown_run(&rn, false);
-	return (t1 - t0) / (double)total;
+	res.ns_per_fault = (t1 - t0) / (double)total;
+	return res;
 }
 
 /* ------------------------------------------------------------------ */
@@ -427,10 +471,10 @@ static lua_State *lua_setup(const char *script)
 static struct result run_lua(lua_State *L, enum config cfg,
 			     const struct opts *o)
 {
-	struct result res = { 0, -1 };
+	struct result res = { 0, -1, 0 };
 	struct run rn;
 	const long total = (long)o->children * o->pages;
-	double t0, t1;
+	double t0, t1, c0;
 	int i;
 
 	setup_run(&rn, o, true, cfg_zero[cfg]);
@@ -455,10 +499,12 @@ static struct result run_lua(lua_State *L, enum config cfg,
 	/* stack: serve, close */
 	lua_pushvalue(L, -2);
 
+	c0 = cpu_ns();
 	t0 = now_ns();
 	send_go(&rn);
 	pcall_or_die(L, 0, 1, cfg_name[cfg]);
 	t1 = now_ns();
+	res.cpu_ns_per_fault = (cpu_ns() - c0) / (double)total;
 
 	res.lua_bytes_per_fault = lua_tonumber(L, -1);
 	lua_pop(L, 1);
@@ -555,7 +601,8 @@ static void print_placement(void)
 int main(int argc, char **argv)
 {
 	struct opts o = { 4, 4096, 5, 64, -1, NULL, 0, false };
-	double *ns[NCFG], *alloc[NCFG], med[NCFG], amed[NCFG];
+	double *ns[NCFG], *alloc[NCFG], *cpu[NCFG], med[NCFG], amed[NCFG],
+	       cmed[NCFG];
 	bool on[NCFG];
 	long total;
 	void *src;
@@ -602,7 +649,8 @@ int main(int argc, char **argv)
 			(cfg_lua_fn[c] == NULL || o.lua);
 		ns[c] = calloc((size_t)o.runs, sizeof(double));
 		alloc[c] = calloc((size_t)o.runs, sizeof(double));
-		if (!ns[c] || !alloc[c])
+		cpu[c] = calloc((size_t)o.runs, sizeof(double));
+		if (!ns[c] || !alloc[c] || !cpu[c])
 			die("calloc", ENOMEM);
 	}
 	if (o.lua)
@@ -613,16 +661,14 @@ int main(int argc, char **argv)
 		for (c = 0; c < NCFG; c++) {
 			if (!on[c])
 				continue;
-			if (!cfg_lua_fn[c]) {
-				ns[c][i] = run_raw(&o, src, cfg_zero[c]);
-				alloc[c][i] = -1;
-			} else {
-				struct result r = run_lua(L, (enum config)c,
-							  &o);
+			struct result r = cfg_lua_fn[c] ?
+				run_lua(L, (enum config)c, &o) :
+				run_raw(&o, src, cfg_zero[c],
+					cfg_plain_read[c]);
 
-				ns[c][i] = r.ns_per_fault;
-				alloc[c][i] = r.lua_bytes_per_fault;
-			}
+			ns[c][i] = r.ns_per_fault;
+			alloc[c][i] = r.lua_bytes_per_fault;
+			cpu[c][i] = r.cpu_ns_per_fault;
 		}
 	}
 	for (c = 0; c < NCFG; c++) {
@@ -630,6 +676,7 @@ int main(int argc, char **argv)
 			continue;
 		med[c] = median(ns[c], o.runs);
 		amed[c] = median(alloc[c], o.runs);
+		cmed[c] = median(cpu[c], o.runs);
 	}
 
 	printf("uffdlist fault-serving benchmark: %d children x %ld pages "
@@ -656,6 +703,18 @@ int main(int argc, char **argv)
 			       cfg_name[c], o.warmup, amed[c],
 			       alloc[c][o.runs - 1]);
 	for (c = 0; c < NCFG; c++) {
+		enum config b = cfg_base[c];
+
+		if (!on[c])
+			continue;
+		printf("%s: server CPU (user + system) per fault: %.0f ns "
+		       "(median)", cfg_name[c], cmed[c]);
+		if ((int)b != c && on[b])
+			printf(", %+.0f ns vs %s", cmed[c] - cmed[b],
+			       cfg_name[b]);
+		printf("\n");
+	}
+	for (c = 0; c < NCFG; c++) {
 		if (!on[c])
 			continue;
 		printf("%s: ns/fault of each run (sorted):", cfg_name[c]);
@@ -674,6 +733,7 @@ int main(int argc, char **argv)
 	for (c = 0; c < NCFG; c++) {
 		free(ns[c]);
 		free(alloc[c]);
+		free(cpu[c]);
 	}
 	if (L)
 		lua_close(L);
