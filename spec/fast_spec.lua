@@ -112,6 +112,17 @@ describe("uffdlist.fast #luajit", function()
     assert.are.equal("true C", out)
   end)
 
+  it("monotonic_ms reads the C one's clock", function()
+    assert.are_not.equal(fast.slow.monotonic_ms, ufl.monotonic_ms)
+    assert.are.equal(ufl.monotonic_ms, ufl.core.monotonic_ms)
+    for _ = 1, 100 do
+      local a = fast.slow.monotonic_ms()
+      local b = ufl.monotonic_ms()
+      local c = fast.slow.monotonic_ms()
+      assert.is_true(a <= b and b <= c, ("%.6f %.6f %.6f"):format(a, b, c))
+    end
+  end)
+
   describe("fills", function()
     local u, map
     before_each(function()

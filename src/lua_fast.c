@@ -22,6 +22,7 @@
 #include "lua_core.h"
 
 #include <errno.h>
+#include <time.h>
 
 #define LUFL_FAST_SLOW (-1000000)
 /* list:wait: the events are in the ctx, for the C fill (fast_wait_fill) */
@@ -158,6 +159,16 @@ static uintptr_t fast_list_get(void *ud, uint64_t i)
 	return (uintptr_t)ufl_list_get(&ls->l, (size_t)(i - 1));
 }
 
+/* monotonic_ms(), as l_monotonic_ms (src/lua_fds.c): the monitor reads
+ * it every round */
+static double fast_monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
 /* ---- the Lua functions of the slow ends ---------------------------- */
 
 /* error(what, errno) -> nil, message, errno (lufl_pusherror's) */
@@ -220,6 +231,7 @@ void lufl_open_fast(lua_State *L)
 	setfn(L, "read_done", (void *)fast_read_done);
 	setfn(L, "list_wait", (void *)fast_list_wait);
 	setfn(L, "list_get", (void *)fast_list_get);
+	setfn(L, "monotonic_ms", (void *)fast_monotonic_ms);
 	lua_pushcfunction(L, l_error);
 	lua_setfield(L, -2, "error");
 	lua_pushcfunction(L, l_fill_result);

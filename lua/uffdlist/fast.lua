@@ -1,6 +1,6 @@
 --- The hot methods over LuaJIT's FFI: `u:copy`, `u:zeropage`, `u:wake`,
--- `u:read_events`, `list:wait` and `list:get`, with the C methods'
--- results, errors and side effects.
+-- `u:read_events`, `list:wait` and `list:get` (and `ufl.monotonic_ms`),
+-- with the C methods' results, errors and side effects.
 --
 -- A LuaJIT trace leaves itself to call a C method, which then makes its
 -- Lua API calls (checking self and the arguments, pushing the results):
@@ -101,10 +101,12 @@ function M.install(core)
     "int (*)(void *, int, uint32_t *, uint32_t *)", fast.list_wait)
   local list_get = ffi.cast("uintptr_t (*)(void *, uint64_t)",
     fast.list_get)
+  local monotonic_ms = ffi.cast("double (*)(void)", fast.monotonic_ms)
 
   local slow = {
     copy = U.copy, zeropage = U.zeropage, wake = U.wake,
     read_events = U.read_events, wait = L.wait, get = L.get,
+    monotonic_ms = core.monotonic_ms,
   }
   M.slow = slow
   local c_copy, c_zeropage, c_wake, c_read, c_wait, c_get = slow.copy,
@@ -286,6 +288,11 @@ function M.install(core)
       end
     end
     return n, out, evs
+  end
+
+  -- The monitor's clock, read every round.
+  function core.monotonic_ms()
+    return monotonic_ms()
   end
 
   -- struct ufl_uffd * (a uffd userdata's block) -> the userdata, filled

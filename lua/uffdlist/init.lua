@@ -9,6 +9,13 @@ local core = require "uffdlist.core"
 
 local pairs, type = pairs, type
 
+-- LuaJIT: the hot methods over the FFI (uffdlist.fast); UFFDLIST_FFI=0
+-- keeps the C methods.  Before the copy below: it replaces
+-- core.monotonic_ms too.
+if jit and os.getenv("UFFDLIST_FFI") ~= "0" and pcall(require, "ffi") then
+  require("uffdlist.fast").install(core)
+end
+
 local M = {}
 for k, v in pairs(core) do
   M[k] = v
@@ -16,12 +23,6 @@ end
 
 --- The C module itself.
 M.core = core
-
--- LuaJIT: the hot methods over the FFI (uffdlist.fast); UFFDLIST_FFI=0
--- keeps the C methods.
-if jit and os.getenv("UFFDLIST_FFI") ~= "0" and pcall(require, "ffi") then
-  require("uffdlist.fast").install(core)
-end
 
 --- "uffdlist MAJOR.MINOR.PATCH": the release (the Makefile's VERSION, the
 -- C library's and uffdlist.pc's).
