@@ -62,6 +62,9 @@ local function toucher(map, pages, forks)
     local u = assert(ufl.create(forks and (ufl.DEFAULT_FEATURES
       + ufl.FEATURE_EVENT_FORK) or nil))
     assert(u:send(sock))
+    -- Not kept: once the parent closes its fd, a fault nobody serves
+    -- (a failed case) no longer blocks this child for good.
+    u:close()
     if not child.await(sock) then return false end
     if forks then
       -- The grandchild is killed, not left to exit: under valgrind an
@@ -293,11 +296,16 @@ describe("uffdlist.fast #luajit", function()
       end
       assert.are.equal(1, n)
       out[1] = {}
+      -- Interpreted: Debian's LuaJIT 2.1.0-beta3 can crash when an
+      -- allocation fails while it records or runs a trace.
+      jit.off()
+      jit.flush()
       collectgarbage(); collectgarbage("stop")
       ufl.memcap_arm(collectgarbage("count") * 1024)
       local ok, err = pcall(u.read_events, u, out)
       ufl.memcap_disarm()
       collectgarbage("restart")
+      jit.on()
       assert.is_false(ok)
       assert.matches("not enough memory", tostring(err))
       local n = assert(u:read_events(out))
@@ -416,44 +424,32 @@ describe("uffdlist.fast #luajit", function()
     end)
 
     it("wait: ready entries of this list, indices and masks", function()
-      -- Each uffd is made readable by a child's fault on the shared map.
-      local map = assert(ufl.mmap_anon(4 * PAGE, true))
+      -- Entries made readable at will: each a uffd object over a dup of
+      -- an eventfd (adopted unchecked), as spec/list_spec.lua fakes them.
+      local unistd = posix.require "posix.unistd"
       local ctx = assert(ufl.waitctx())
-      local kids, uffds = {}, {}
-      for i = 1, 3 do
-        kids[i] = toucher(map, 1)
-        uffds[i] = assert(ufl.recv(kids[i].sock))
-        assert(uffds[i]:register(map:addr(), map:len()))
+      local evfds, us = {}, {}
+      for i = 1, 4 do
+        evfds[i] = assert(ufl.eventfd())
+        us[i] = assert(ufl.adopt(assert(unistd.dup(evfds[i]:fd())), { check = false }))
       end
-      local l = assert(ufl.list(uffds[1], alive, ctx))
-      l:set_num_static_devices(2)
-      assert.is_false(l:register(uffds[2])); assert.is_false(l:register(uffds[3]))
-      for i = 1, 3 do child.signal(kids[i].sock) end
+      local l = assert(ufl.list(us[1], alive, ctx))
+      l:set_num_static_devices(3)
+      for i = 2, 4 do assert.is_false(l:register(us[i])) end
+      assert(evfds[2]:write(1)); assert(evfds[4]:write(1))
       local out, evs = { 7, 7, 7, 7, 7 }, {}
-      local n
-      for _ = 1, 100 do
-        n = l:wait(50, out, evs)
-        if n == 3 then break end
-      end
-      assert.are.equal(3, n)
+      assert.are.equal(2, l:wait(0, out, evs))
+      assert.is_nil(out[3]); assert.is_nil(evs[3])
       table.sort(out)
-      assert.are.same({ 1, 2, 3 }, out)
-      assert.are.same({ ufl.EPOLLIN, ufl.EPOLLIN, ufl.EPOLLIN }, evs)
-      assert.are.same(outcome(fast.slow.wait, l, 0, {}, {}), outcome(FAST.wait, l, 0, {}, {}))
-      -- Serve them: the shmem page is shared, so after the first fill
-      -- the others are EEXIST and only need a wake.
-      for i = 1, 3 do
-        local u = l:get(i)
-        local rd = assert(u:read_events())
-        assert.are.equal(1, rd)
-        local r, _, e = u:zeropage(map:addr(), PAGE)
-        if not r then
-          assert.are.equal(ufl.errno.EEXIST, e)
-          assert(u:wake(map:addr(), PAGE))
-        end
-      end
-      for i = 1, 3 do assert.are.equal(0, child.reap(kids[i])) end
-      l:close(); ctx:close(); map:close()
+      assert.are.same({ 2, 4 }, out)
+      assert.are.same({ ufl.EPOLLIN, ufl.EPOLLIN }, evs)
+      assert(evfds[1]:write(1)); assert(evfds[3]:write(1))
+      local f, s = outcome(FAST.wait, l, 0, {}, {}), outcome(fast.slow.wait, l, 0, {}, {})
+      table.sort(f[3]); table.sort(s[3])
+      assert.are.same(s, f)
+      assert.are.same({ 1, 2, 3, 4 }, f[3])
+      l:close(); ctx:close()
+      for i = 1, 4 do evfds[i]:close() end
     end)
   end)
 end)

@@ -28,11 +28,12 @@
 /* list:wait: the events are in the ctx, for the C fill (fast_wait_fill) */
 #define LUFL_FAST_FILL (-1000001)
 
-/* What a fast read reports besides its count. */
-struct lufl_fast_read {
-	const struct uffd_msg *msgs;
-	int32_t tid;            /* FEATURE_THREAD_ID: msgs carry a ptid */
-};
+/* A fast read's page faults, 4 doubles each: address, flags, the low
+ * 32 bits of flags (for bit.band), the thread id or -1 (no
+ * FEATURE_THREAD_ID).  Doubles, as lufl_pushu64 gives them under LuaJIT:
+ * reading a double from an FFI array makes no cdata, where a 64-bit
+ * integer or a pointer would allocate one outside a trace. */
+#define LUFL_FAST_VALS 4
 
 /* copy with the source an address / a string: bytes or -errno */
 static double fast_copy_addr(void *ud, uint64_t dst, uint64_t src,
@@ -79,30 +80,38 @@ static int fast_wake(void *ud, uint64_t start, uint64_t len)
 /*
  * One read of up to max messages into the uffd's buffer (the one the C
  * read_events made: a read before it takes the C method).  Returns n > 0
- * when every message is a page fault: they stay `pending` until
- * fast_read_done, so a conversion that raises loses nothing (the next
- * read_events delivers them).  Any other kind (a FORK message carries an
- * fd, wrapped in Lua only by the C method): pending too, and SLOW, so the
- * C method delivers the batch at once.  0: nothing pending; -errno.
+ * when every message is a page fault, their fields in vals (above): they
+ * stay `pending` until fast_read_done, so a conversion that raises loses
+ * nothing (the next read_events delivers them).  Any other kind (a FORK
+ * message carries an fd, wrapped in Lua only by the C method): pending
+ * too, and SLOW, so the C method delivers the batch at once.  0: nothing
+ * pending; -errno.
  */
-static int fast_read(void *ud, int max, struct lufl_fast_read *out)
+static int fast_read(void *ud, int max, double *vals)
 {
 	struct lufl_uffd *x = ud;
+	bool tid = (x->u.features & UFFD_FEATURE_THREAD_ID) != 0;
 	ssize_t n;
 	int i;
 
 	if (x->u.fd < 0 || x->reading || x->pending > 0 || !x->buf ||
-	    x->bufcap < (size_t)max || max < 1)
+	    max < 1 || x->bufcap < (size_t)max)
 		return LUFL_FAST_SLOW;
 	n = ufl_uffd_read_events(&x->u, x->buf, (size_t)max);
 	if (n <= 0)
 		return (int)n;
 	x->pending = (int)n;
-	for (i = 0; i < n; i++)
-		if (x->buf[i].event != UFFD_EVENT_PAGEFAULT)
+	for (i = 0; i < n; i++) {
+		const struct uffd_msg *m = &x->buf[i];
+		double *v = vals + LUFL_FAST_VALS * i;
+
+		if (m->event != UFFD_EVENT_PAGEFAULT)
 			return LUFL_FAST_SLOW;
-	out->msgs = x->buf;
-	out->tid = (x->u.features & UFFD_FEATURE_THREAD_ID) != 0;
+		v[0] = (double)m->arg.pagefault.address;
+		v[1] = (double)m->arg.pagefault.flags;
+		v[2] = (double)(uint32_t)m->arg.pagefault.flags;
+		v[3] = tid ? (double)m->arg.pagefault.feat.ptid : -1;
+	}
 	return (int)n;
 }
 
@@ -146,17 +155,19 @@ static int fast_list_wait(void *ud, int timeout, uint32_t *ids,
 }
 
 /*
- * list:get(i): the entry's struct ufl_uffd * (the userdata's block, which
- * fast.lua maps back to the userdata), 0 past the end, 1 (no pointer is
- * 1) when the list is closed: the C method raises.
+ * list:get(i): the address of the entry's struct ufl_uffd (the
+ * userdata's block, which fast.lua maps back to the userdata) as a double
+ * (exact: user addresses are below 2^53; and no cdata, see vals above), 0
+ * past the end, 1 (no address is 1) when the list is closed: the C method
+ * raises.
  */
-static uintptr_t fast_list_get(void *ud, uint64_t i)
+static double fast_list_get(void *ud, uint64_t i)
 {
 	struct lufl_list *ls = ud;
 
 	if (!ls->open)
 		return 1;
-	return (uintptr_t)ufl_list_get(&ls->l, (size_t)(i - 1));
+	return (double)(uintptr_t)ufl_list_get(&ls->l, (size_t)(i - 1));
 }
 
 /* monotonic_ms(), as l_monotonic_ms (src/lua_fds.c): the monitor reads
@@ -242,7 +253,7 @@ void lufl_open_fast(lua_State *L)
 	lua_setfield(L, -2, "SLOW");
 	lua_pushinteger(L, LUFL_FAST_FILL);
 	lua_setfield(L, -2, "FILL");
-	lua_pushinteger(L, (lua_Integer)sizeof(struct uffd_msg));
-	lua_setfield(L, -2, "msg_size");
+	lua_pushinteger(L, LUFL_FAST_VALS);
+	lua_setfield(L, -2, "VALS");
 	lua_setfield(L, -2, "_fast");
 }

@@ -744,7 +744,6 @@ static int m_read_events(lua_State *L)
 		x->pending = 0;
 	} else {
 		ensure_buf(L, x, 1, max);
-		luaL_checkstack(L, 8, NULL);
 		n = ufl_uffd_read_events(&x->u, x->buf, max);
 		if (n < 0)
 			return lufl_pusherror(L, "read_events", (int)-n);

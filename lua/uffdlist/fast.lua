@@ -25,21 +25,6 @@ local band = bit.band
 
 local M = {}
 
--- One declaration per Lua state; the names are ours alone.
-if not pcall(ffi.typeof, "struct uffdlist_fast_msg") then
-  ffi.cdef [[
-    struct uffdlist_fast_msg {            /* struct uffd_msg, a page fault */
-      uint8_t event; uint8_t r1; uint16_t r2; uint32_t r3;
-      union { uint64_t flags; uint32_t flags32[2]; };
-      uint64_t address;
-      uint32_t ptid; uint32_t r4;
-    };
-    struct uffdlist_fast_read {
-      const struct uffdlist_fast_msg *msgs; int32_t tid;
-    };
-  ]]
-end
-
 local MAX53 = 2 ^ 53
 
 -- What lufl_checkint accepts, for a number (NaN fails the range test).
@@ -80,7 +65,6 @@ function M.install(core)
     return false
   end
   local U, L = UFFD_MT.__index, LIST_MT.__index
-  assert(fast.msg_size == ffi.sizeof("struct uffdlist_fast_msg"))
   local SLOW, FILL = fast.SLOW, fast.FILL
   local fail, fill_result, wait_fill = fast.error, fast.fill_result,
     fast.wait_fill
@@ -94,13 +78,11 @@ function M.install(core)
   local zeropage = ffi.cast(
     "double (*)(void *, uint64_t, uint64_t, uint64_t)", fast.zeropage)
   local wake = ffi.cast("int (*)(void *, uint64_t, uint64_t)", fast.wake)
-  local read = ffi.cast(
-    "int (*)(void *, int, struct uffdlist_fast_read *)", fast.read)
+  local read = ffi.cast("int (*)(void *, int, double *)", fast.read)
   local read_done = ffi.cast("void (*)(void *)", fast.read_done)
   local list_wait = ffi.cast(
     "int (*)(void *, int, uint32_t *, uint32_t *)", fast.list_wait)
-  local list_get = ffi.cast("uintptr_t (*)(void *, uint64_t)",
-    fast.list_get)
+  local list_get = ffi.cast("double (*)(void *, uint64_t)", fast.list_get)
   local monotonic_ms = ffi.cast("double (*)(void)", fast.monotonic_ms)
 
   local slow = {
@@ -167,31 +149,34 @@ function M.install(core)
     return c_wake(self, start, len)
   end
 
-  -- read_events: the fast read's report (one per Lua state: nothing
-  -- between the read and the conversion can re-enter it).
-  local rd = ffi.new("struct uffdlist_fast_read")
+  -- read_events: the fast read's page faults, VALS doubles each (address,
+  -- flags, their low 32 bits, tid or -1: src/lua_fast.c; doubles make no
+  -- cdata, even outside a trace).  One array per Lua state: between the
+  -- read and the conversion nothing allocates, so no finalizer runs (only
+  -- a debug hook of the host's that read events itself could re-enter).
+  local VALS = fast.VALS
+  local vals = ffi.new("double[?]", VALS * 1024)
   local OTHER = { "address", "flags", "write", "wp", "minor", "tid", "uffd",
     "errno", "from", "to", "len", "start", "stop", "event" }
   local WRITE, WP = core.PAGEFAULT_WRITE, core.PAGEFAULT_WP
   local MINOR = core.PAGEFAULT_MINOR or 0
-  local LO = ffi.abi("le") and 0 or 1
 
-  -- ev = the page fault m, as fill_events sets it (raw, and a table that
-  -- held another kind cleared first).
-  local function set_pagefault(ev, m, tid)
+  -- ev = the page fault at vals[k...], as fill_events sets it (raw, and a
+  -- table that held another kind cleared first).
+  local function set_pagefault(ev, k)
     if rawget(ev, "kind") ~= "pagefault" then
-      for k = 1, #OTHER do
-        rawset(ev, OTHER[k], nil)
+      for i = 1, #OTHER do
+        rawset(ev, OTHER[i], nil)
       end
       rawset(ev, "kind", "pagefault")
     end
-    local lo = m.flags32[LO]
-    rawset(ev, "address", tonumber(m.address))
-    rawset(ev, "flags", tonumber(m.flags))
+    local lo, tid = vals[k + 2], vals[k + 3]
+    rawset(ev, "address", vals[k])
+    rawset(ev, "flags", vals[k + 1])
     rawset(ev, "write", band(lo, WRITE) ~= 0)
     rawset(ev, "wp", band(lo, WP) ~= 0)
     rawset(ev, "minor", band(lo, MINOR) ~= 0)
-    rawset(ev, "tid", tid and m.ptid or nil)
+    rawset(ev, "tid", tid >= 0 and tid or nil)
   end
 
   function U.read_events(self, out, max)
@@ -202,7 +187,7 @@ function M.install(core)
       or not is_int(max, 1, 1024) then
       return c_read(self, out, max)
     end
-    local n = read(self, max, rd)
+    local n = read(self, max, vals)
     if n <= 0 then
       if n == 0 then
         truncate(out, 1)
@@ -216,13 +201,12 @@ function M.install(core)
     -- read: the C method creates them (and delivers what is pending).
     -- One event (the usual batch) takes no loop: LuaJIT aborts a trace
     -- at a loop that does not loop back ("inner loop in root trace").
-    local msgs, tid = rd.msgs, rd.tid ~= 0
     if n == 1 then
       local ev = rawget(out, 1)
       if type(ev) ~= "table" then
         return c_read(self, out, max)
       end
-      set_pagefault(ev, msgs[0], tid)
+      set_pagefault(ev, 0)
     else
       for j = 1, n do
         if type(rawget(out, j)) ~= "table" then
@@ -230,7 +214,7 @@ function M.install(core)
         end
       end
       for j = 1, n do
-        set_pagefault(rawget(out, j), msgs[j - 1], tid)
+        set_pagefault(rawget(out, j), VALS * (j - 1))
       end
     end
     read_done(self)
@@ -305,11 +289,10 @@ function M.install(core)
       if p == 0 then
         return nil
       elseif p ~= 1 then
-        local key = tonumber(p)
-        local u = by_addr[key]
+        local u = by_addr[p]
         if u == nil then
           u = c_get(self, i)
-          by_addr[key] = u
+          by_addr[p] = u
         end
         return u
       end
