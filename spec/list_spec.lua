@@ -490,9 +490,10 @@ describe("list:wait revents", function()
         if n ~= 2 then error("wait reported " .. n) end
       end
     end
-    -- Warm: the tables, and LuaJIT's traces of this very loop (a trace is
-    -- a GC object: one compiled while counting would count)
-    waits(1000)
+    -- Warm: the tables, and LuaJIT's traces of this very loop, its exits
+    -- included (a trace is a GC object: one compiled while counting would
+    -- count)
+    for _ = 1, 30 do waits(100) end
     collectgarbage(); collectgarbage()
     collectgarbage("stop")
     local before = collectgarbage("count")
