@@ -4,8 +4,8 @@
  *
  * A call from a LuaJIT trace to a lua_CFunction leaves the trace, and the
  * C function then pays ~3 ns for each Lua API call (checking self, the
- * arguments, pushing results): ~0.5 µs per served fault on the binding
- * loop, 20 % of a pinned fault (bench/README.md).  The functions here take
+ * arguments, pushing results): most of what the binding loop added to a
+ * pinned fault, 19 % over the raw loop (bench/README.md, "Round 3").  The functions here take
  * plain C values and are called through FFI function pointers, which a
  * trace calls directly.  fast.lua checks every argument first (self by
  * its metatable, numbers by range and integrality) and takes the C
@@ -25,7 +25,7 @@
 #include <time.h>
 
 #define LUFL_FAST_SLOW (-1000000)
-/* list:wait: the events are in the ctx, for the C fill (fast_wait_fill) */
+/* list:wait: the events are in the ctx, for the C fill (l_wait_fill) */
 #define LUFL_FAST_FILL (-1000001)
 
 /* A fast read's page faults, 4 doubles each: address, flags, the low

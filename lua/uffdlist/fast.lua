@@ -19,8 +19,8 @@
 local ffi = require "ffi"
 local bit = require "bit"
 
-local getmetatable, rawget, rawset, type, tonumber, setmetatable =
-  getmetatable, rawget, rawset, type, tonumber, setmetatable
+local getmetatable, rawget, rawset, type, setmetatable =
+  getmetatable, rawget, rawset, type, setmetatable
 local band = bit.band
 
 local M = {}
