@@ -732,6 +732,22 @@ describe("monitor", function()
       m.list, m.clock = real, clock
     end)
 
+    it("run from inside a round raises as step does, and the outer run goes on", function()
+      local inner
+      new_monitor{ handlers = { pagefault = function(mm, u, ev)
+        inner = { pcall(mm.run, mm) }
+        mm:serve(u, ev)
+      end } }
+      local u = static_uffds(1)[1]
+      w:push_faults(u, 2, BASE)
+      m:run(function(mm) return mm.stats.faults >= 2 end)
+      assert.is_false(inner[1])
+      assert.matches("monitor:run called from inside a round", inner[2])
+      assert.equal(2, #fill.calls)
+      assert.is_false(m.busy)
+      assert.equal(0, #errors)
+    end)
+
     it("an error of until_fn reaches run's caller as it was raised, the monitor idle", function()
       new_monitor()
       local u = static_uffds(1)[1]

@@ -929,20 +929,28 @@ local function round(self, timeout)
   return n, active
 end
 
---- One round.
--- @tparam[opt] number timeout_ms wait at most this long (-1: until ready;
---   default the policy's idle_ms or timer, else 100); 1 ms while faults
---   are parked
--- @treturn number the number of ready sources
-function Monitor:step(timeout_ms)
+-- The start of a round, step's and run's: raises when called from inside
+-- one (by `name`, at the caller's caller), else counts it, resets the
+-- policy's round budget and returns the wait timeout.
+local function start_round(self, timeout_ms, name)
   if self.busy then
-    error("monitor:step called from inside a round", 2)
+    error("monitor:" .. name .. " called from inside a round", 3)
   end
   local timeout = wait_timeout(self, timeout_ms)
   self.round = self.round + 1
   self.stats.rounds = self.stats.rounds + 1
   self.policy:begin_round()
   self.busy = true
+  return timeout
+end
+
+--- One round.
+-- @tparam[opt] number timeout_ms wait at most this long (-1: until ready;
+--   default the policy's idle_ms or timer, else 100); 1 ms while faults
+--   are parked
+-- @treturn number the number of ready sources
+function Monitor:step(timeout_ms)
+  local timeout = start_round(self, timeout_ms, "step")
   local ok, n, active = pcall(round, self, timeout)
   -- Whatever happened, the round is over.
   self.busy, self.drop = false, false
@@ -961,14 +969,8 @@ end
 -- which of step's protected parts is running ("round", "finish"), so
 -- that run reports an error there as step would and goes on.
 local function run_step(self)
-  if self.busy then
-    error("monitor:step called from inside a round", 2)
-  end
-  local timeout = wait_timeout(self, nil)
-  self.round = self.round + 1
-  self.stats.rounds = self.stats.rounds + 1
-  self.policy:begin_round()
-  self.busy, self.phase = true, "round"
+  local timeout = start_round(self, nil, "run")
+  self.phase = "round"
   local _, active = round(self, timeout)
   self.busy, self.drop, self.phase = false, false, "finish"
   finish_round(self, active)
@@ -994,8 +996,12 @@ local function recover(self, phase, e)
 end
 
 --- Loops step until m:stop() or until_fn(m) returns true.  An error of
--- until_fn is raised to the caller.
+-- until_fn is raised to the caller.  Raises when called from inside a
+-- round (from a handler or a watched fd's function), as step does.
 function Monitor:run(until_fn)
+  if self.busy then
+    error("monitor:run called from inside a round", 2)
+  end
   self.stopped = false
   -- The rounds run unprotected inside one pcall, not each in step's: a
   -- LuaJIT trace through a round cannot return into a pcall's frame ("NYI:
