@@ -223,6 +223,13 @@ static int l_wait_fill(lua_State *L)
 	return 3;
 }
 
+static const luaL_Reg slow_ends[] = {
+	{ "error", l_error },
+	{ "fill_result", l_fill_result },
+	{ "wait_fill", l_wait_fill },
+	{ NULL, NULL }
+};
+
 /* The function pointers, as light userdata (fast.lua casts them to their
  * types: keep the two in step). */
 static void setfn(lua_State *L, const char *name, void *fn)
@@ -243,12 +250,7 @@ void lufl_open_fast(lua_State *L)
 	setfn(L, "list_wait", (void *)fast_list_wait);
 	setfn(L, "list_get", (void *)fast_list_get);
 	setfn(L, "monotonic_ms", (void *)fast_monotonic_ms);
-	lua_pushcfunction(L, l_error);
-	lua_setfield(L, -2, "error");
-	lua_pushcfunction(L, l_fill_result);
-	lua_setfield(L, -2, "fill_result");
-	lua_pushcfunction(L, l_wait_fill);
-	lua_setfield(L, -2, "wait_fill");
+	luaL_setfuncs(L, slow_ends, 0);
 	lua_pushinteger(L, LUFL_FAST_SLOW);
 	lua_setfield(L, -2, "SLOW");
 	lua_pushinteger(L, LUFL_FAST_FILL);

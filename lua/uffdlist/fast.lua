@@ -224,6 +224,21 @@ function M.install(core)
     return n, out
   end
 
+  -- t[1..n] = a[0..n-1], then t[n+1...] = nil up to the first nil.  One
+  -- entry (the usual wait) takes no loop (see read_events).
+  local function put(t, a, n)
+    if n == 1 then
+      rawset(t, 1, a[0])
+    else
+      for i = 1, n do
+        rawset(t, i, a[i - 1])
+      end
+    end
+    if rawget(t, n + 1) ~= nil then
+      truncate(t, n + 1)
+    end
+  end
+
   local ids = ffi.new("uint32_t[64]")
   local masks = ffi.new("uint32_t[64]")
 
@@ -248,28 +263,9 @@ function M.install(core)
       end
       return fail("wait", -n)
     end
-    -- One ready entry (the usual wait) takes no loop (see read_events).
-    if n == 1 then
-      rawset(out, 1, ids[0])
-    else
-      for i = 1, n do
-        rawset(out, i, ids[i - 1])
-      end
-    end
-    if rawget(out, n + 1) ~= nil then
-      truncate(out, n + 1)
-    end
+    put(out, ids, n)
     if evs then
-      if n == 1 then
-        rawset(evs, 1, masks[0])
-      else
-        for i = 1, n do
-          rawset(evs, i, masks[i - 1])
-        end
-      end
-      if rawget(evs, n + 1) ~= nil then
-        truncate(evs, n + 1)
-      end
+      put(evs, masks, n)
     end
     return n, out, evs
   end
