@@ -486,6 +486,7 @@ S:close()
 for i = 1, #xfds do raw.close(xfds[i]) end
 listA:close()
 ctxA:close()
+checker:close()   -- its memfd: a list does not close the checker it used
 sp:close()
 fc:close()
 collectgarbage("collect")
