@@ -55,43 +55,22 @@ local function same(name, make_args)
   return f
 end
 
--- A child touching `pages` pages of the shared `map` after "go" and, with
--- `forks`, forking first (a FORK event) — its uffd has EVENT_FORK then.
-local function toucher(map, pages, forks)
-  return child.spawn(function(sock)
-    local u = assert(ufl.create(forks and (ufl.DEFAULT_FEATURES
-      + ufl.FEATURE_EVENT_FORK) or nil))
-    assert(u:send(sock))
-    -- Not kept: once the parent closes its fd, a fault nobody serves
-    -- (a failed case) no longer blocks this child for good.
-    u:close()
-    if not child.await(sock) then return false end
-    if forks then
-      -- The grandchild is killed, not left to exit: under valgrind an
-      -- exit's leak scan could touch a page registered on its uffd.
-      local unistd = posix.require "posix.unistd"
-      local pid = unistd.fork()   -- returns once the FORK event is read
-      if pid == 0 then
-        while true do unistd.sleep(1) end
-      end
-      posix.require("posix.signal").kill(pid, 9)
-      posix.require("posix.sys.wait").wait(pid)
-    end
-    for p = 0, pages - 1 do
-      if map:read(p * PAGE, 1) ~= "\0" then return false end
-    end
-    return true
-  end)
-end
-
--- Waits for u's next events (reading with the method `read`).
-local function read_when_ready(ctx, read, u, out, max)
+-- Waits until ctx reports a ready source (10 s at most); returns how many.
+local function wait_ready(ctx)
   local ready = {}
   for _ = 1, 200 do
-    if ctx:wait(50, ready) > 0 then
-      local n, msg, errno = read(u, out, max)
-      if n ~= 0 then return n, msg, errno end
-    end
+    local n = ctx:wait(50, ready)
+    if n > 0 then return n end
+  end
+  error("no event")
+end
+
+-- Waits for u's next events and reads them (u:read_events).
+local function read_when_ready(ctx, u, out, max)
+  for _ = 1, 200 do
+    wait_ready(ctx)
+    local n, msg, errno = u:read_events(out, max)
+    if n ~= 0 then return n, msg, errno end
   end
   error("no event")
 end
@@ -220,7 +199,7 @@ describe("uffdlist.fast #luajit", function()
 
     -- before(): called before "go" (the buffer's first read, say)
     local function start(pages, forks, before)
-      c = toucher(map, pages, forks)
+      c = child.toucher(map, pages, { forks = forks })
       u = assert(ufl.recv(c.sock))
       assert(u:register(map:addr(), map:len()))
       ctx = assert(ufl.waitctx())
@@ -237,7 +216,7 @@ describe("uffdlist.fast #luajit", function()
       start(3)
       local out = { {}, {}, {}, "stale", "stale" }
       -- The first read makes the buffer (C method); then the fast path.
-      local n = read_when_ready(ctx, u.read_events, u, out)
+      local n = read_when_ready(ctx, u, out)
       assert.are.equal(1, n)
       local t1 = out[1]
       local first = {}
@@ -245,7 +224,7 @@ describe("uffdlist.fast #luajit", function()
       assert.is_nil(out[2])
       serve(t1)
       out[2], out[3] = { kind = "remove", start = 1, stop = 2, junk = 1 }, "x"
-      n = read_when_ready(ctx, u.read_events, u, out)
+      n = read_when_ready(ctx, u, out)
       assert.are.equal(1, n)
       assert.are.equal(t1, out[1])
       assert.is_nil(out[2]); assert.is_nil(out[3])
@@ -258,7 +237,7 @@ describe("uffdlist.fast #luajit", function()
       serve(t1)
       -- A table that held another kind is cleared first, as in C.
       out[1] = { kind = "remove", start = 1, stop = 2, uffd = true }
-      n = read_when_ready(ctx, u.read_events, u, out)
+      n = read_when_ready(ctx, u, out)
       assert.are.equal(1, n)
       assert.is_nil(out[1].start); assert.is_nil(out[1].uffd)
       assert.are.equal("pagefault", out[1].kind)
@@ -272,10 +251,10 @@ describe("uffdlist.fast #luajit", function()
     it("an out[i] that is no table: the C method delivers the event", function()
       start(2)
       local out = {}
-      assert.are.equal(1, read_when_ready(ctx, u.read_events, u, out))
+      assert.are.equal(1, read_when_ready(ctx, u, out))
       serve(out[1])
       out[1] = 42      -- not a table: the fast read's event goes to C
-      local n = read_when_ready(ctx, u.read_events, u, out)
+      local n = read_when_ready(ctx, u, out)
       assert.are.equal(1, n)
       assert.are.equal("pagefault", out[1].kind)
       serve(out[1])
@@ -285,16 +264,11 @@ describe("uffdlist.fast #luajit", function()
     it("a conversion that raises loses no event: the next read delivers it", function()
       start(2)
       local out = {}
-      read_when_ready(ctx, u.read_events, u, out)
+      read_when_ready(ctx, u, out)
       serve(out[1])
       -- An empty table needs its hash part: with the heap capped at its
       -- size, the first field set raises "not enough memory".
-      local ready, nready = {}, 0
-      for _ = 1, 100 do
-        nready = ctx:wait(50, ready)
-        if nready > 0 then break end
-      end
-      assert.are.equal(1, nready)
+      assert.are.equal(1, wait_ready(ctx))
       out[1] = {}
       -- Interpreted: Debian's LuaJIT 2.1.0-beta3 can crash when an
       -- allocation fails while it records or runs a trace.
@@ -324,7 +298,7 @@ describe("uffdlist.fast #luajit", function()
       end)
       local got = {}
       for _ = 1, 4 do
-        local n = read_when_ready(ctx, u.read_events, u, out, 4)
+        local n = read_when_ready(ctx, u, out, 4)
         for i = 1, n do
           local ev = out[i]
           got[ev.kind] = (got[ev.kind] or 0) + 1

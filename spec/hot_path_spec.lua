@@ -11,26 +11,6 @@ local it = posix.it(it, function(msg) pending(msg) end)
 
 local PAGE = ufl.page_size()
 
--- A child that touches `pages` pages of `map` one by one after "go"
--- (each a MISSING fault), then, if `remove`, MADV_REMOVEs page 0 (a
--- REMOVE event) and touches page 0 again (a fault).
-local function toucher(map, pages, remove)
-  return child.spawn(function(sock)
-    local u = assert(ufl.create())
-    assert(u:send(sock))
-    u:close()
-    if not child.await(sock) then return false end
-    for p = 0, pages - 1 do
-      if map:read(p * PAGE, 1) ~= "\0" then return false end
-    end
-    if remove then
-      assert(map:remove(0, PAGE))
-      if map:read(0, 1) ~= "\0" then return false end
-    end
-    return true
-  end)
-end
-
 -- Serves u's events until `n` pagefaults were served; calls on(ev) for
 -- each event read.
 local function serve(u, ctx, out, n, on)
@@ -56,7 +36,7 @@ describe("hot path with real faults", function()
   it("read_events into reused tables allocates nothing per fault", function()
     local PAGES, WARM = 2048, 512
     local map = assert(ufl.mmap_anon(PAGES * PAGE, true))
-    local c = toucher(map, PAGES, false)
+    local c = child.toucher(map, PAGES)
     local u = assert(ufl.recv(c.sock))
     assert(u:register(map:addr(), map:len()))
     local ctx = assert(ufl.waitctx())
@@ -86,7 +66,7 @@ describe("hot path with real faults", function()
 
   it("a reused table switching kinds keeps only the new kind's fields", function()
     local map = assert(ufl.mmap_anon(2 * PAGE, true))
-    local c = toucher(map, 1, true)
+    local c = child.toucher(map, 1, { remove = true })
     local u = assert(ufl.recv(c.sock))
     assert(u:register(map:addr(), map:len()))
     local ctx = assert(ufl.waitctx())

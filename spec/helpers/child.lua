@@ -127,4 +127,42 @@ function child.it_pidfd(it, pend)
   end
 end
 
+-- A device child for fault specs: it makes its own uffd (EVENT_FORK too
+-- with opts.forks), sends it and closes its own fd (so once the parent
+-- closes its fd, a fault nobody serves — a failed case — no longer blocks
+-- it for good), waits for "go"; with opts.forks it forks once (a FORK
+-- event; the grandchild is killed, not left to exit: under valgrind an
+-- exit's leak scan could touch a page registered on its uffd); then it
+-- touches `pages` pages of the shared `map` one by one (each a MISSING
+-- fault, served as zeros) and, with opts.remove, MADV_REMOVEs page 0 (a
+-- REMOVE event) and touches it again.
+function child.toucher(map, pages, opts)
+  local ufl = require "uffdlist"
+  local page = ufl.page_size()
+  opts = opts or {}
+  return child.spawn(function(sock)
+    local u = assert(ufl.create(opts.forks and (ufl.DEFAULT_FEATURES
+      + ufl.FEATURE_EVENT_FORK) or nil))
+    assert(u:send(sock))
+    u:close()
+    if not child.await(sock) then return false end
+    if opts.forks then
+      local pid = unistd.fork()   -- returns once the FORK event is read
+      if pid == 0 then
+        while true do unistd.sleep(1) end
+      end
+      signal.kill(pid, signal.SIGKILL)
+      wait.wait(pid)
+    end
+    for p = 0, pages - 1 do
+      if map:read(p * page, 1) ~= "\0" then return false end
+    end
+    if opts.remove then
+      assert(map:remove(0, page))
+      if map:read(0, 1) ~= "\0" then return false end
+    end
+    return true
+  end)
+end
+
 return child
