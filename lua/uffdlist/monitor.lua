@@ -929,6 +929,14 @@ local function round(self, timeout)
   return n, active
 end
 
+-- finish_round under pcall: a failure there is reported as the round's.
+local function finish_protected(self, active)
+  local ok, e = pcall(finish_round, self, active)
+  if not ok then
+    report(self, "round", errstr(e))
+  end
+end
+
 -- The start of a round, step's and run's: raises when called from inside
 -- one (by `name`, at the caller's caller), else counts it, resets the
 -- policy's round budget and returns the wait timeout.
@@ -958,10 +966,7 @@ function Monitor:step(timeout_ms)
     report(self, "round", errstr(n))
     n, active = 0, false
   end
-  local fok, e = pcall(finish_round, self, active)
-  if not fok then
-    report(self, "round", errstr(e))
-  end
+  finish_protected(self, active)
   return n
 end
 
@@ -988,10 +993,7 @@ local function recover(self, phase, e)
   self.busy, self.drop, self.phase = false, false, nil
   report(self, "round", errstr(e))
   if phase == "round" then
-    local fok, fe = pcall(finish_round, self, false)
-    if not fok then
-      report(self, "round", errstr(fe))
-    end
+    finish_protected(self, false)
   end
 end
 
