@@ -121,6 +121,15 @@ function M.prepare_binding(fds, opts)
   -- in `pool` and put them back, so a longer read does not allocate.
   local pool, npool, nlast = {}, 0, 0
 
+  -- Serves evs[j] of u, keeping its table in the pool.
+  local function keep_and_serve(u, j)
+    local ev = evs[j]
+    if pool[j] ~= ev then
+      pool[j] = ev
+    end
+    return serve_event(u, ev)
+  end
+
   local function serve()
     local served, kb0, warm_at = 0, nil, 0
     while served < total do
@@ -144,18 +153,10 @@ function M.prepare_binding(fds, opts)
         end
         -- One event, the usual read, without a loop (see copy_page).
         if m == 1 then
-          local ev = evs[1]
-          served = served + serve_event(u, ev)
-          if pool[1] ~= ev then
-            pool[1] = ev
-          end
+          served = served + keep_and_serve(u, 1)
         else
           for j = 1, m do
-            local ev = evs[j]
-            served = served + serve_event(u, ev)
-            if pool[j] ~= ev then
-              pool[j] = ev
-            end
+            served = served + keep_and_serve(u, j)
           end
         end
         if m > npool then
