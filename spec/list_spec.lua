@@ -761,3 +761,100 @@ describe("remove, quarantine, gc options: closed lists and collected uffds", fun
     e:close()
   end)
 end)
+
+-- The list holds every entry's userdata itself (src/lua_list.c, ANCHORS):
+-- an entry nobody else holds stays alive and is the very object get, wait
+-- and the checker's callbacks hand out; an entry let go is the caller's
+-- (remove) or closed (gc, close), and nothing of it stays in the list.
+describe("the list holds its entries", function()
+  local function weak() return setmetatable({}, { __mode = "k" }) end
+  local function full_gc() collectgarbage(); collectgarbage() end
+  local function loose_uffd(e) -- in no table of the spec's
+    return assert(ufl.adopt(assert(unistd.dup(e:fd())), { check = false }))
+  end
+
+  it("an entry only the list holds stays open, the same object through get, wait and the checker's callbacks", function()
+    list, checker, _, ctx = dynamic(0)
+    local e = assert(ufl.eventfd())
+    local seen = weak()
+    checker.register = function(_, u) seen[u] = "register"; return true end
+    checker.is_dead = function(_, u) seen[u] = "is_dead"; return false end
+    for _ = 1, 3 do assert.is_true(list:register(loose_uffd(e))) end
+    full_gc()
+    assert.is_true(e:write(1))
+    local out = {}
+    assert.are.equal(3, list:wait(0, out))   -- main's eventfd is not e's
+    table.sort(out)
+    assert.are.same({ 2, 3, 4 }, out)
+    for i = 2, 4 do
+      local u = list:get(i)
+      assert.is_false(u:is_closed())
+      assert.are.equal(i, u:index())
+      assert.are.equal("register", seen[u])
+    end
+    assert.are.equal(0, list:gc())
+    for i = 2, 4 do assert.are.equal("is_dead", seen[list:get(i)]) end
+    e:close()
+  end)
+
+  it("entries let go by remove, gc and close are collectable, and register/remove cycles hold nothing more", function()
+    list, checker, _, ctx = dynamic(0)
+    local e = assert(ufl.eventfd())
+    local gone = weak()
+    local function cycle(track)
+      local u = loose_uffd(e)
+      if track then gone[u] = true end
+      assert.is_true(list:register(u))
+      list:remove(#list):close()
+    end
+    for _ = 1, 100 do cycle(true) end
+    full_gc()
+    assert.is_nil(next(gone))
+    local kb = collectgarbage("count")
+    for _ = 1, 2000 do cycle(false) end
+    full_gc()
+    assert.is_true(collectgarbage("count") - kb < 4, "held more after 2000 cycles")
+    -- gc: the collected one is closed and let go; the moved one is kept
+    do -- the dead one is held by the list alone
+      local dead = loose_uffd(e)
+      gone[dead] = true
+      assert.is_true(list:register(dead))
+      assert.is_true(list:register(loose_uffd(e)))
+    end
+    checker.is_dead = function(_, u) return gone[u] == true end
+    full_gc()
+    assert.are.equal(1, list:gc())
+    full_gc()
+    assert.is_nil(next(gone))
+    local kept = list:get(2)
+    assert.is_false(kept:is_closed())
+    assert.are.equal(2, kept:index())
+    -- close: every entry closed and let go
+    gone[kept] = true
+    kept = nil -- luacheck: ignore
+    list:close()
+    full_gc()
+    assert.is_nil(next(gone))
+    e:close()
+  end)
+
+  it("a refused register holds nothing: the uffd is the caller's, and get never hands it out", function()
+    list, checker, _, ctx = dynamic(0)
+    local e = assert(ufl.eventfd())
+    local gone = weak()
+    checker.register = function() return nil, "refused", 1 end
+    do
+      local u = loose_uffd(e)
+      gone[u] = true
+      local r, msg = list:register(u)
+      assert.is_nil(r)
+      assert.matches("refused", msg)
+      assert.is_nil(u:index())
+    end
+    full_gc()
+    assert.is_nil(next(gone))
+    assert.are.equal(1, #list)
+    assert.is_nil(list:get(2))
+    e:close()
+  end)
+end)

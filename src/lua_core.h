@@ -92,8 +92,18 @@ struct lufl_uffd {
 	 * delivered: the next read_events delivers them instead of reading;
 	 * a FORK message's fd among them is closed with the uffd. */
 	int pending;
+	/* Its slot in the ANCHORS of the list it is in (luaL_ref), or
+	 * LUA_NOREF: a uffd is in one list at most. */
+	int anchor;
 };
 #define LUFL_UENV_BUF 1
+
+/* The binding's uffd of a list entry: every entry of a list made by the
+ * binding is one. */
+static inline struct lufl_uffd *lufl_uffd_of(struct ufl_uffd *p)
+{
+	return (struct lufl_uffd *)((char *)p - offsetof(struct lufl_uffd, u));
+}
 
 /*
  * uffdlist.waitctx.  Environment table slots:
@@ -133,7 +143,8 @@ struct lufl_checker {
  * uffdlist.list.  Environment table slots:
  *   CHECKER the checker object (real checker userdata or Lua object)
  *   CTX     the waitctx userdata
- *   MAP     lightuserdata(struct ufl_uffd *) -> uffd userdata, every entry
+ *   ANCHORS every entry's uffd userdata, at its `anchor` (luaL_ref slots;
+ *           an array: a hash keyed by pointer cost 140 ns per register)
  *   LOG     the on_log function, or nil
  *   GCBUF   userdata: room for the pointers gc collects
  *   TRAMP   the C function that calls the Lua checker (protected)
@@ -153,7 +164,7 @@ struct lufl_list {
 };
 #define LUFL_LENV_CHECKER 1
 #define LUFL_LENV_CTX     2
-#define LUFL_LENV_MAP     3
+#define LUFL_LENV_ANCHORS 3
 #define LUFL_LENV_LOG     4
 #define LUFL_LENV_GCBUF   5
 #define LUFL_LENV_TRAMP   6
@@ -245,6 +256,8 @@ LUFL_HIDDEN int lufl_waitctx_fill(lua_State *L, int ctxidx, int n,
 /* list:wait (the list at 1, open): a wait on its ctx reporting its own
  * entries by their 1-based index. */
 LUFL_HIDDEN int lufl_list_wait(lua_State *L, struct lufl_list *ls);
+LUFL_HIDDEN void lufl_list_push_entry(lua_State *L, int anchors,
+				      struct ufl_uffd *p);
 /* The timeout argument of wait: nil -> -1, else an integer -1..INT_MAX. */
 LUFL_HIDDEN int lufl_checktimeout(lua_State *L, int idx);
 /* After a successful epoll ADD of fd by someone else (a list): any user

@@ -96,9 +96,8 @@ static int tramp(lua_State *L)
 	lua_getfield(L, 3, opnames[cc->op]);                 /* 4 */
 	lua_pushvalue(L, 3);
 	if (cc->u) {
-		lua_rawgeti(L, 1, LUFL_LENV_MAP);
-		lua_pushlightuserdata(L, cc->u);
-		lua_rawget(L, -2);
+		lua_rawgeti(L, 1, LUFL_LENV_ANCHORS);
+		lufl_list_push_entry(L, lua_gettop(L), cc->u);
 		lua_remove(L, -2);
 		nargs = 2;
 	}
@@ -232,6 +231,38 @@ static void end_call(struct lufl_list *ls)
 	ls->cbbase = 0;
 }
 
+/*
+ * ANCHORS holds every entry's uffd userdata at the slot luaL_ref gave it
+ * (x->anchor): an array, so register, get and wait's fill index it
+ * instead of hashing a pointer.  t[0] is luaL_ref's free list in LuaJIT,
+ * 5.1 and 5.3 (lauxlib.c: FREELIST_REF); made here so that luaL_unref,
+ * which runs after the core has changed the list, writes only existing
+ * slots and allocates nothing (5.4's free list slot is made by the first
+ * luaL_ref, before the core runs).
+ */
+static void new_anchors(lua_State *L)
+{
+	lua_createtable(L, 8, 1);
+	lua_pushinteger(L, 0);
+	lua_rawseti(L, -2, 0);
+}
+
+/* Holds the uffd at uidx (x's userdata) in the list's ANCHORS; may raise
+ * (memory) and changes nothing then. */
+static void anchor(lua_State *L, int anchors, int uidx, struct lufl_uffd *x)
+{
+	lua_pushvalue(L, uidx);
+	x->anchor = luaL_ref(L, anchors);
+}
+
+static void unanchor(lua_State *L, int anchors, struct ufl_uffd *p)
+{
+	struct lufl_uffd *x = lufl_uffd_of(p);
+
+	luaL_unref(L, anchors, x->anchor);
+	x->anchor = LUA_NOREF;
+}
+
 /* nil, message, errno: the callback's message when one failed. */
 static int push_list_error(lua_State *L, struct lufl_list *ls, int base,
 			   const char *what, int err)
@@ -303,7 +334,7 @@ static int l_list(lua_State *L)
 	struct ufl_checker ck;
 	uint32_t k;
 	int r, base;
-	enum { MAIN = 1, CHECKER, CTX, LIST, ENV, MAP };
+	enum { MAIN = 1, CHECKER, CTX, LIST, ENV, ANCHORS };
 
 	if (mu->u.list)
 		luaL_argerror(L, MAIN, "uffd already in a list");
@@ -324,8 +355,8 @@ static int l_list(lua_State *L)
 	lua_createtable(L, 6, 0);
 	lua_pushvalue(L, CHECKER);
 	lua_rawseti(L, ENV, LUFL_LENV_CHECKER);
-	lua_newtable(L);
-	lua_rawseti(L, ENV, LUFL_LENV_MAP);
+	new_anchors(L);
+	lua_rawseti(L, ENV, LUFL_LENV_ANCHORS);
 	lua_pushcfunction(L, tramp);
 	lua_rawseti(L, ENV, LUFL_LENV_TRAMP);
 	lua_pushvalue(L, ENV);
@@ -339,10 +370,8 @@ static int l_list(lua_State *L)
 	}
 	lua_pushvalue(L, CTX);
 	lua_rawseti(L, ENV, LUFL_LENV_CTX);
-	lua_rawgeti(L, ENV, LUFL_LENV_MAP);
-	lua_pushlightuserdata(L, &mu->u);
-	lua_pushvalue(L, MAIN);
-	lua_rawset(L, MAP);
+	lua_rawgeti(L, ENV, LUFL_LENV_ANCHORS);
+	anchor(L, ANCHORS, MAIN, mu);
 	k = lufl_waitctx_attach(L, CTX, LIST);
 	ls->slot = k;
 	ls->ctx = ctx;
@@ -355,9 +384,7 @@ static int l_list(lua_State *L)
 	r = ufl_list_init(&ls->l, &mu->u, ck, &ctx->w, (uint64_t)k << 32);
 	end_call(ls);
 	if (r < 0) {
-		lua_pushlightuserdata(L, &mu->u);
-		lua_pushnil(L);
-		lua_rawset(L, MAP);
+		unanchor(L, ANCHORS, &mu->u);
 		lufl_waitctx_detach(L, CTX, k);
 		return push_list_error(L, ls, base, "list", -r);
 	}
@@ -376,11 +403,10 @@ static int l_list(lua_State *L)
 /* methods                                                             */
 /* ------------------------------------------------------------------ */
 
-/* Pushes the uffd userdata of entry p (from the map at mapidx). */
-static void push_entry(lua_State *L, int mapidx, struct ufl_uffd *p)
+/* Pushes the uffd userdata of entry p (from the ANCHORS at anchors). */
+void lufl_list_push_entry(lua_State *L, int anchors, struct ufl_uffd *p)
 {
-	lua_pushlightuserdata(L, p);
-	lua_rawget(L, mapidx);
+	lua_rawgeti(L, anchors, lufl_uffd_of(p)->anchor);
 }
 
 /***
@@ -410,7 +436,7 @@ static int m_register(lua_State *L)
 	struct lufl_list *ls = checkopen(L, 1);
 	struct lufl_uffd *u;
 	int r, base;
-	enum { LIST = 1, U, ENV, MAP, CTX };
+	enum { LIST = 1, U, ENV, ANCHORS, CTX };
 
 	notbusy(L, ls);
 	u = lufl_uffd_checkopen(L, U);
@@ -418,18 +444,14 @@ static int m_register(lua_State *L)
 		luaL_argerror(L, U, "uffd already in a list");
 	lua_settop(L, U);
 	lua_getuservalue(L, LIST);
-	lua_rawgeti(L, ENV, LUFL_LENV_MAP);
+	lua_rawgeti(L, ENV, LUFL_LENV_ANCHORS);
 	lua_rawgeti(L, ENV, LUFL_LENV_CTX);
-	lua_pushlightuserdata(L, &u->u);
-	lua_pushvalue(L, U);
-	lua_rawset(L, MAP);
+	anchor(L, ANCHORS, U, u);
 	base = begin_call(L, ls, LIST);
 	r = ufl_list_register(&ls->l, &u->u);
 	end_call(ls);
 	if (r < 0) {
-		lua_pushlightuserdata(L, &u->u);
-		lua_pushnil(L);
-		lua_rawset(L, MAP);
+		unanchor(L, ANCHORS, &u->u);
 		/* The real checker's refusals of a dynamic entry, said plainly
 		 * (EINVAL: its page is not mapped there, e.g. an exec'd
 		 * device): lua_checker.c. */
@@ -590,7 +612,7 @@ static int m_gc_entries(lua_State *L)
 	size_t nc = 0, i, budget = 0, nhint = 0;
 	enum gc_mode mode = GC_FULL;
 	int r, base;
-	enum { LIST = 1, OPTS, ONLY, ENV, MAP };
+	enum { LIST = 1, OPTS, ONLY, ENV, ANCHORS };
 
 	notbusy(L, ls);
 	if (!lua_isnoneornil(L, OPTS) && !lua_istable(L, OPTS))
@@ -600,7 +622,7 @@ static int m_gc_entries(lua_State *L)
 	if (!lua_isnil(L, OPTS))
 		mode = gc_options(L, &budget, ONLY);
 	lua_getuservalue(L, LIST);
-	lua_rawgeti(L, ENV, LUFL_LENV_MAP);
+	lua_rawgeti(L, ENV, LUFL_LENV_ANCHORS);
 	if (mode == GC_ONLY)
 		nhint = gc_hints(L, ls, ENV, ONLY);
 	else
@@ -618,11 +640,8 @@ static int m_gc_entries(lua_State *L)
 		r = ufl_list_gc(&ls->l, ls->gcbuf, &nc);
 	}
 	end_call(ls);
-	for (i = 0; i < nc; i++) {
-		lua_pushlightuserdata(L, ls->gcbuf[i]);
-		lua_pushnil(L);
-		lua_rawset(L, MAP);
-	}
+	for (i = 0; i < nc; i++)
+		unanchor(L, ANCHORS, ls->gcbuf[i]);
 	if (r < 0) {
 		push_list_error(L, ls, base, "gc", -r);
 		lufl_pushu64(L, nc);
@@ -667,14 +686,14 @@ static int m_remove(lua_State *L)
 	struct ufl_uffd *out = NULL;
 	size_t i;
 	int r;
-	enum { LIST = 1, I, ENV, MAP, U };
+	enum { LIST = 1, I, ENV, ANCHORS, U };
 
 	notbusy(L, ls);
 	i = check_index(L, ls, I);
 	lua_settop(L, I);
 	lua_getuservalue(L, LIST);
-	lua_rawgeti(L, ENV, LUFL_LENV_MAP);
-	push_entry(L, MAP, ls->l.entries[i]);    /* U: anchored here now */
+	lua_rawgeti(L, ENV, LUFL_LENV_ANCHORS);
+	lufl_list_push_entry(L, ANCHORS, ls->l.entries[i]); /* U: held here now */
 	r = ufl_list_remove(&ls->l, i, &out);
 	if (r == -EPERM) {
 		lua_pushnil(L);
@@ -685,9 +704,7 @@ static int m_remove(lua_State *L)
 	}
 	if (r < 0)
 		return lufl_pusherror(L, "remove", -r);
-	lua_pushlightuserdata(L, out);
-	lua_pushnil(L);
-	lua_rawset(L, MAP);
+	unanchor(L, ANCHORS, out);
 	lua_settop(L, U);
 	return 1;
 }
@@ -741,8 +758,8 @@ static int m_get(lua_State *L)
 		return 1;
 	}
 	lua_getuservalue(L, 1);
-	lua_rawgeti(L, -1, LUFL_LENV_MAP);
-	push_entry(L, lua_gettop(L), p);
+	lua_rawgeti(L, -1, LUFL_LENV_ANCHORS);
+	lufl_list_push_entry(L, lua_gettop(L), p);
 	return 1;
 }
 
@@ -752,8 +769,8 @@ static int m_main_uffd(lua_State *L)
 	struct lufl_list *ls = checkopen(L, 1);
 
 	lua_getuservalue(L, 1);
-	lua_rawgeti(L, -1, LUFL_LENV_MAP);
-	push_entry(L, lua_gettop(L), ufl_list_get(&ls->l, 0));
+	lua_rawgeti(L, -1, LUFL_LENV_ANCHORS);
+	lufl_list_push_entry(L, lua_gettop(L), ufl_list_get(&ls->l, 0));
 	return 1;
 }
 
@@ -778,9 +795,9 @@ static int m_entries(lua_State *L)
 		lua_replace(L, 2);
 	}
 	lua_getuservalue(L, 1);
-	lua_rawgeti(L, 3, LUFL_LENV_MAP);
+	lua_rawgeti(L, 3, LUFL_LENV_ANCHORS);
 	for (i = 0; i < ls->l.len; i++) {
-		push_entry(L, 4, ls->l.entries[i]);
+		lufl_list_push_entry(L, 4, ls->l.entries[i]);
 		lua_rawseti(L, 2, (int)i + 1);
 	}
 	lufl_truncate(L, 2, (int)ls->l.len + 1);
@@ -893,9 +910,13 @@ static int m_is_closed(lua_State *L)
  */
 static void list_destroy(lua_State *L, struct lufl_list *ls, int idx)
 {
+	size_t i;
+
 	if (!ls->open)
 		return;
 	ls->open = false;
+	for (i = 0; i < ls->l.len; i++)
+		lufl_uffd_of(ls->l.entries[i])->anchor = LUA_NOREF;
 	ufl_list_close(&ls->l);
 	ls->l.ctx = NULL;
 	ls->ctx->nlists--;
@@ -907,7 +928,7 @@ static void list_destroy(lua_State *L, struct lufl_list *ls, int idx)
 	lua_rawgeti(L, -1, LUFL_LENV_CTX);
 	lufl_waitctx_detach(L, lua_gettop(L), ls->slot);
 	lua_pop(L, 1);
-	lua_rawgeti(L, -1, LUFL_LENV_MAP);
+	lua_rawgeti(L, -1, LUFL_LENV_ANCHORS);
 	lufl_cleartable(L, lua_gettop(L));
 	lua_pop(L, 1);
 	/* existing slots of the array part: setting them allocates nothing */

@@ -28,6 +28,7 @@ struct lufl_uffd *lufl_uffd_new(lua_State *L)
 	x->bufcap = 0;
 	x->reading = false;
 	x->pending = 0;
+	x->anchor = LUA_NOREF;
 	luaL_getmetatable(L, LUFL_UFFD);
 	lua_setmetatable(L, -2);
 	return x;

@@ -501,10 +501,9 @@ int lufl_waitctx_fill(lua_State *L, int ctxidx, int n, int outidx,
 				lufl_pushu64(L, (uint64_t)id + 1);
 			} else {
 				lua_getuservalue(L, -1);
-				lua_rawgeti(L, -1, LUFL_LENV_MAP);
-				lua_pushlightuserdata(L, p);
-				lua_rawget(L, -2);
-				if (lua_isnil(L, -1))
+				lua_rawgeti(L, -1, LUFL_LENV_ANCHORS);
+				lufl_list_push_entry(L, lua_gettop(L), p);
+				if (lua_type(L, -1) != LUA_TUSERDATA)
 					goto skip;
 			}
 		}
