@@ -425,5 +425,47 @@ describe("uffdlist.fast #luajit", function()
       l:close(); ctx:close()
       for i = 1, 4 do evfds[i]:close() end
     end)
+
+    it("wait: three children's faults ready at once, on both paths", function()
+      -- Real uffds made readable by real faults on one shared page.  The
+      -- wait is bounded by time, not by a count of waits: once one entry
+      -- is ready a wait returns at once, and a count of them would run
+      -- out before slower children have faulted.
+      local map = assert(ufl.mmap_anon(PAGE, true))
+      local ctx = assert(ufl.waitctx())
+      local kids, uffds = {}, {}
+      for i = 1, 3 do
+        kids[i] = child.toucher(map, 1)
+        uffds[i] = assert(ufl.recv(kids[i].sock))
+        assert(uffds[i]:register(map:addr(), map:len()))
+      end
+      local l = assert(ufl.list(uffds[1], alive, ctx))
+      l:set_num_static_devices(2)
+      assert.is_false(l:register(uffds[2])); assert.is_false(l:register(uffds[3]))
+      for i = 1, 3 do child.signal(kids[i].sock) end
+      local out, evs, n = {}, {}, 0
+      local deadline = ufl.monotonic_ms() + 10000
+      repeat n = l:wait(50, out, evs) until n == 3 or ufl.monotonic_ms() > deadline
+      assert.are.equal(3, n)
+      table.sort(out)
+      assert.are.same({ 1, 2, 3 }, out)
+      assert.are.same({ ufl.EPOLLIN, ufl.EPOLLIN, ufl.EPOLLIN }, evs)
+      local f, sl = outcome(FAST.wait, l, 0, {}, {}), outcome(fast.slow.wait, l, 0, {}, {})
+      table.sort(f[3]); table.sort(sl[3])
+      assert.are.same(sl, f)
+      -- Served: the page is shared, so after the first fill the others
+      -- are EEXIST and only need a wake.
+      for i = 1, 3 do
+        local u = l:get(i)
+        assert.are.equal(1, assert(u:read_events()))
+        local r, _, e = u:zeropage(map:addr(), PAGE)
+        if not r then
+          assert.are.equal(ufl.errno.EEXIST, e)
+          assert(u:wake(map:addr(), PAGE))
+        end
+      end
+      for i = 1, 3 do assert.are.equal(0, child.reap(kids[i])) end
+      l:close(); ctx:close(); map:close()
+    end)
   end)
 end)
