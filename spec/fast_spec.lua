@@ -426,6 +426,55 @@ describe("uffdlist.fast #luajit", function()
       for i = 1, 4 do evfds[i]:close() end
     end)
 
+    it("wait: 0 to 6 ready entries over longer tails, on both paths", function()
+      -- put() writes up to 4 entries without a loop: every count around
+      -- that edge, each over a tail to truncate (up to the first nil:
+      -- what is past a hole stays).
+      local unistd = posix.require "posix.unistd"
+      local ctx = assert(ufl.waitctx())
+      local evfds, us = {}, {}
+      for i = 1, 6 do
+        evfds[i] = assert(ufl.eventfd())
+        us[i] = assert(ufl.adopt(assert(unistd.dup(evfds[i]:fd())), { check = false }))
+      end
+      local l = assert(ufl.list(us[1], alive, ctx))
+      l:set_num_static_devices(5)
+      for i = 2, 6 do assert.is_false(l:register(us[i])) end
+      local function call(w, n, tail)
+        local out, evs = {}, {}
+        for i = 1, n + tail do out[i], evs[i] = "x", "x" end
+        out[n + tail + 2], evs[n + tail + 2] = "kept", "kept"
+        local r = w(l, 0, out, evs)
+        assert.are.equal(n, r)
+        for i = n + 1, n + tail + 1 do
+          assert.is_nil(out[i]); assert.is_nil(evs[i])
+        end
+        assert.are.equal("kept", out[n + tail + 2])
+        assert.are.equal("kept", evs[n + tail + 2])
+        local ids = {}
+        for i = 1, n do
+          ids[i] = out[i]
+          assert.are.equal(ufl.EPOLLIN, evs[i])
+        end
+        table.sort(ids)
+        return ids
+      end
+      for n = 0, 6 do
+        for i = 1, 6 do
+          evfds[i]:read()
+          if i <= n then assert(evfds[i]:write(1)) end
+        end
+        local want = {}
+        for i = 1, n do want[i] = i end
+        for _, tail in ipairs { 0, 1, 3, 8 } do
+          assert.are.same(want, call(FAST.wait, n, tail))
+          assert.are.same(want, call(fast.slow.wait, n, tail))
+        end
+      end
+      l:close(); ctx:close()
+      for i = 1, 6 do evfds[i]:close() end
+    end)
+
     it("wait: three children's faults ready at once, on both paths", function()
       -- Real uffds made readable by real faults on one shared page.  The
       -- wait is bounded by time, not by a count of waits: once one entry

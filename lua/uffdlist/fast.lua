@@ -224,11 +224,24 @@ function M.install(core)
     return n, out
   end
 
-  -- t[1..n] = a[0..n-1], then t[n+1...] = nil up to the first nil.  One
-  -- entry (the usual wait) takes no loop (see read_events).
+  -- t[1..n] = a[0..n-1], then t[n+1...] = nil up to the first nil.  Up
+  -- to 4 entries (a wait's usual count) take no loop: a loop here is a
+  -- root trace of its own, and its exit, a side trace returning into the
+  -- caller's loops, is one LuaJIT cannot compile ("loop unroll limit
+  -- reached"): the rest of the caller's round would run interpreted.
   local function put(t, a, n)
-    if n == 1 then
+    if n == 0 then -- luacheck: ignore 542 (nothing to put)
+    elseif n <= 4 then
       rawset(t, 1, a[0])
+      if n > 1 then
+        rawset(t, 2, a[1])
+        if n > 2 then
+          rawset(t, 3, a[2])
+          if n > 3 then
+            rawset(t, 4, a[3])
+          end
+        end
+      end
     else
       for i = 1, n do
         rawset(t, i, a[i - 1])

@@ -878,12 +878,16 @@ local function dispatch_ready(self, n)
     end
   end
   for i = 1, n do
-    local rec = ready[i]
+    local rec, ev = ready[i], evs[i]
+    -- Emptied as used: the next wait then never truncates a longer tail,
+    -- whose loop LuaJIT cannot compile in a side trace ("loop unroll
+    -- limit reached"): that exit would fall back to the interpreter.
+    ready[i], evs[i] = nil, nil
     if type(rec) == "table" and rec.active then
       if rec ~= self.timer_rec then
         active = true
       end
-      local ok, e = pcall(rec.fn, self, rec.target, evs[i])
+      local ok, e = pcall(rec.fn, self, rec.target, ev)
       if not ok then
         report(self, "watch", errstr(e))
       end
