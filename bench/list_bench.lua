@@ -358,7 +358,9 @@ xfds = {}
 -- ---------------------------------------------------------- collect_one
 if has_only and wanted("collect_one") then
   local ours, rawv = {}, {}
-  for r = 1, RUNS * 2 do
+  -- One ~3 us call a sample, each after a spawn and a kill: the medians
+  -- need many samples to settle (14 gave 1.34 to 1.96 for the same code).
+  for r = 1, RUNS * 8 do
     local function lua_side()
       local vf, vp = sp:spawn(1)
       local u = assert(ufl.adopt(vf[1]))
