@@ -55,13 +55,15 @@ local function same(name, make_args)
   return f
 end
 
--- Waits until ctx reports a ready source (10 s at most); returns how many.
+-- Waits until ctx reports a ready source (30 s at most: a child under
+-- valgrind that forks takes seconds); returns how many.
 local function wait_ready(ctx)
   local ready = {}
-  for _ = 1, 200 do
+  local deadline = ufl.monotonic_ms() + 30000
+  repeat
     local n = ctx:wait(50, ready)
     if n > 0 then return n end
-  end
+  until ufl.monotonic_ms() > deadline
   error("no event")
 end
 
