@@ -838,6 +838,38 @@ describe("the list holds its entries", function()
     e:close()
   end)
 
+  it("a register that runs out of memory raises and changes nothing; the uffd registers afterwards", function()
+    list, checker, _, ctx = fixture(0)
+    assert.is_true(list:set_num_static_devices(100))
+    local e = assert(ufl.eventfd())
+    local us = {}
+    for i = 1, 40 do us[i] = loose_uffd(e) end
+    -- Interpreted: Debian's LuaJIT 2.1.0-beta3 can crash when an
+    -- allocation fails while it records or runs a trace.
+    if jit then jit.off(); jit.flush() end
+    local failed, err
+    for i = 1, 40 do
+      collectgarbage(); collectgarbage("stop")
+      ufl.memcap_arm(collectgarbage("count") * 1024)
+      local ok, r = pcall(list.register, list, us[i])
+      ufl.memcap_disarm()
+      collectgarbage("restart")
+      if not ok then failed, err = i, r; break end
+      assert.is_false(r)
+    end
+    if jit then jit.on() end
+    assert.is_not_nil(failed, "no register needed memory")
+    assert.matches("not enough memory", tostring(err))
+    assert.are.equal(failed, #list)   -- the main uffd and those before
+    assert.is_nil(us[failed]:index())
+    assert.is_false(us[failed]:is_closed())
+    assert.is_false(list:register(us[failed]))
+    for i = failed + 1, 40 do assert.is_false(list:register(us[i])) end
+    assert.are.equal(41, #list)
+    for i = 2, 41 do assert.are.equal(us[i - 1], list:get(i)) end
+    e:close()
+  end)
+
   it("a refused register holds nothing: the uffd is the caller's, and get never hands it out", function()
     list, checker, _, ctx = dynamic(0)
     local e = assert(ufl.eventfd())
