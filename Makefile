@@ -376,7 +376,7 @@ soak: deps all $(VM_BIN)
 	SOAK_BIN=./$(VM_BIN) SOAK_ARGS="$(SOAK_ARGS)" \
 	  SOAK_MIN_ALIVE=$(SOAK_MIN_ALIVE) sh tools/soak.sh
 
-# ---- benchmarks: `make bench` [FAULT_ARGS="--runs 7"] [LIST_ARGS="--runs 7"]
+# ---- benchmarks: `make bench` [FAULT_ARGS="--runs 15"] [LIST_ARGS="--runs 7"]
 # bench/run.sh runs build/fault_loop (real children's page faults served
 # by the binding loop, the monitor loop and a raw syscall loop; pinned,
 # then unpinned) and build/list_bench (dispatch, register, gc_scan,
@@ -384,7 +384,7 @@ soak: deps all $(VM_BIN)
 # build/bench.log.  See bench/README.md.  Not part of `make test`.
 BENCH_BIN  = $(B)/fault_loop
 LBENCH_BIN = $(B)/list_bench
-FAULT_ARGS ?= --runs 7
+FAULT_ARGS ?= --runs 15
 LIST_ARGS  ?= --runs 7
 
 $(BENCH_BIN): bench/fault_loop.c bench/embed.h $(LUA_OBJ) $(CORE_A) $(HDRS)

@@ -144,6 +144,7 @@ function M.prepare_binding(fds, opts)
       end
       for i = 1, n do
         local u = list:get(ready[i])
+        ready[i] = nil   -- emptied as used: see doc/lua-api.md, "LuaJIT"
         for j = nlast + 1, npool do
           evs[j] = pool[j]
         end

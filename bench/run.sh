@@ -6,7 +6,7 @@
 # lines); the list benchmarks run pinned.  See bench/README.md.
 set -eu
 B=${B:-build}
-FAULT_ARGS=${FAULT_ARGS:---runs 7}
+FAULT_ARGS=${FAULT_ARGS:---runs 15}
 LIST_ARGS=${LIST_ARGS:---runs 7}
 CPU=${BENCH_CPU:-0}
 out=$B/bench.log
