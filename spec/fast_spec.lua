@@ -399,19 +399,25 @@ describe("uffdlist.fast #luajit", function()
       ctx:close()
     end)
 
-    it("wait: ready entries of this list, indices and masks", function()
-      -- Entries made readable at will: each a uffd object over a dup of
-      -- an eventfd (adopted unchecked), as spec/list_spec.lua fakes them.
+    -- A list of n static entries made readable at will: each a uffd
+    -- object over a dup of an eventfd (adopted unchecked), as
+    -- spec/list_spec.lua fakes them.  Returns it, its context, the eventfds.
+    local function eventfd_list(n)
       local unistd = posix.require "posix.unistd"
       local ctx = assert(ufl.waitctx())
       local evfds, us = {}, {}
-      for i = 1, 4 do
+      for i = 1, n do
         evfds[i] = assert(ufl.eventfd())
         us[i] = assert(ufl.adopt(assert(unistd.dup(evfds[i]:fd())), { check = false }))
       end
       local l = assert(ufl.list(us[1], alive, ctx))
-      l:set_num_static_devices(3)
-      for i = 2, 4 do assert.is_false(l:register(us[i])) end
+      l:set_num_static_devices(n - 1)
+      for i = 2, n do assert.is_false(l:register(us[i])) end
+      return l, ctx, evfds
+    end
+
+    it("wait: ready entries of this list, indices and masks", function()
+      local l, ctx, evfds = eventfd_list(4)
       assert(evfds[2]:write(1)); assert(evfds[4]:write(1))
       local out, evs = { 7, 7, 7, 7, 7 }, {}
       assert.are.equal(2, l:wait(0, out, evs))
@@ -432,16 +438,7 @@ describe("uffdlist.fast #luajit", function()
       -- put() writes up to 4 entries without a loop: every count around
       -- that edge, each over a tail to truncate (up to the first nil:
       -- what is past a hole stays).
-      local unistd = posix.require "posix.unistd"
-      local ctx = assert(ufl.waitctx())
-      local evfds, us = {}, {}
-      for i = 1, 6 do
-        evfds[i] = assert(ufl.eventfd())
-        us[i] = assert(ufl.adopt(assert(unistd.dup(evfds[i]:fd())), { check = false }))
-      end
-      local l = assert(ufl.list(us[1], alive, ctx))
-      l:set_num_static_devices(5)
-      for i = 2, 6 do assert.is_false(l:register(us[i])) end
+      local l, ctx, evfds = eventfd_list(6)
       local function call(w, n, tail)
         local out, evs = {}, {}
         for i = 1, n + tail do out[i], evs[i] = "x", "x" end
