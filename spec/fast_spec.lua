@@ -491,7 +491,8 @@ describe("uffdlist.fast #luajit", function()
       l:set_num_static_devices(2)
       assert.is_false(l:register(uffds[2])); assert.is_false(l:register(uffds[3]))
       for i = 1, 3 do child.signal(kids[i].sock) end
-      local out, evs, n = {}, {}, 0
+      local out, evs = {}, {}
+      local n
       local deadline = ufl.monotonic_ms() + 10000
       repeat n = l:wait(50, out, evs) until n == 3 or ufl.monotonic_ms() > deadline
       assert.are.equal(3, n)

@@ -776,7 +776,7 @@ describe("the list holds its entries", function()
     return assert(ufl.adopt(assert(unistd.dup(e:fd())), { check = false }))
   end
 
-  it("an entry only the list holds stays open, the same object through get, wait and the checker's callbacks", function()
+  it("an entry only the list holds stays open: the same object through get, wait, callbacks", function()
     list, checker, _, ctx = dynamic(0)
     local e = assert(ufl.eventfd())
     local seen = weak()
