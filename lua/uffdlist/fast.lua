@@ -230,8 +230,11 @@ function M.install(core)
   -- caller's loops, is one LuaJIT cannot compile ("loop unroll limit
   -- reached"): the rest of the caller's round would run interpreted.
   local function put(t, a, n)
-    if n == 0 then -- luacheck: ignore 542 (nothing to put)
-    elseif n <= 4 then
+    if n > 4 then
+      for i = 1, n do
+        rawset(t, i, a[i - 1])
+      end
+    elseif n > 0 then
       rawset(t, 1, a[0])
       if n > 1 then
         rawset(t, 2, a[1])
@@ -241,10 +244,6 @@ function M.install(core)
             rawset(t, 4, a[3])
           end
         end
-      end
-    else
-      for i = 1, n do
-        rawset(t, i, a[i - 1])
       end
     end
     if rawget(t, n + 1) ~= nil then
