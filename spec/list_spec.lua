@@ -158,6 +158,43 @@ describe("uffd list (crosvm's tests)", function()
 end)
 
 describe("uffd list (beyond crosvm)", function()
+  -- A user fd of the ctx closed without ctx:delete left epoll with its
+  -- file; when the kernel gives its number to a list entry, the old record
+  -- must go, or a delete/modify by that number would act on the entry.
+  it("an entry taking the number of a user fd closed without delete drops the fd's old record", function()
+    local c = new_fake_checker()
+    local ctx2 = assert(ufl.waitctx())
+    local keep = assert(ufl.eventfd())          -- a user fd that stays
+    assert.is_true(ctx2:add(keep, "keep"))
+    local function reused_uffd(tok)
+      local old = assert(ufl.eventfd())
+      local n = old:fd()
+      assert.is_true(ctx2:add(n, tok))
+      assert.is_true(old:close())               -- no ctx2:delete
+      local e = assert(ufl.eventfd())
+      assert(unistd.dup2(e:fd(), n))
+      local u = assert(ufl.adopt(n, { check = false }))
+      c.signal[u] = e
+      return u, n
+    end
+    local main, n1 = reused_uffd("old main")
+    local l = assert(ufl.list(main, c, ctx2))
+    l:set_num_static_devices(0)
+    local dyn, n2 = reused_uffd("old dynamic")
+    assert.is_true(l:register(dyn))
+    for _, n in ipairs({ n1, n2 }) do
+      local ok, _, errno = ctx2:delete(n)
+      assert.is_nil(ok)
+      assert.are.equal(require("posix.errno").ENOENT, errno)
+    end
+    c:make_readable(dyn)
+    local out = {}
+    assert.are.equal(1, l:wait(100, out))
+    assert.are.equal(dyn, l:get(out[1]))
+    assert.is_true(ctx2:delete(keep))           -- the other record is intact
+    l:close(); ctx2:close(); keep:close(); c:close()
+  end)
+
   it("gc before set_num_static_devices is a no-op, not a crash", function()
     local u
     list, checker, u, ctx = fixture(2)

@@ -92,8 +92,8 @@ struct lufl_uffd {
 	 * delivered: the next read_events delivers them instead of reading;
 	 * a FORK message's fd among them is closed with the uffd. */
 	int pending;
-	/* Its slot in the ANCHORS of the list it is in (luaL_ref), or
-	 * LUA_NOREF: a uffd is in one list at most. */
+	/* Its slot in the ANCHORS of the list it is in (src/lua_list.c:
+	 * anchor), or LUA_NOREF: a uffd is in one list at most. */
 	int anchor;
 };
 #define LUFL_UENV_BUF 1
@@ -116,6 +116,7 @@ struct lufl_waitctx {
 	struct ufl_waitctx w;
 	uint32_t next_id;      /* next user token id to try (1..2^32-1) */
 	uint32_t nlists;       /* lists attached (they keep the ctx open) */
+	uint32_t nrecs;        /* user records (RECS): FDS is empty at 0 */
 	struct ufl_faults faults; /* core.testing: w.sys may point here */
 	/* Events a fast list:wait (src/lua_fast.c) left in evs for the C
 	 * fill: a token it could not resolve itself. */
@@ -157,6 +158,10 @@ struct lufl_list {
 	struct lufl_checker *rc;    /* the real checker, or NULL */
 	struct ufl_uffd **gcbuf;    /* in the environment (GCBUF) */
 	size_t gccap;
+	/* ANCHORS' slots (src/lua_list.c: anchor): the highest one used so
+	 * far, and the first free one (0: none; each free slot holds the
+	 * next). */
+	int anchor_top, anchor_free;
 	/* Set only while a register/gc call runs (for the Lua checker). */
 	lua_State *L;
 	int cbbase;                 /* stack: errslot, tramp, env */

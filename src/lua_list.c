@@ -232,34 +232,51 @@ static void end_call(struct lufl_list *ls)
 }
 
 /*
- * ANCHORS holds every entry's uffd userdata at the slot luaL_ref gave it
- * (x->anchor): an array, so register, get and wait's fill index it
- * instead of hashing a pointer.  t[0] is luaL_ref's free list in LuaJIT,
- * 5.1 and 5.3 (lauxlib.c: FREELIST_REF); made here so that luaL_unref,
- * which runs after the core has changed the list, writes only existing
- * slots and allocates nothing (5.4's free list slot is made by the first
- * luaL_ref, before the core runs).
+ * ANCHORS holds every entry's uffd userdata at a slot of its array part
+ * (x->anchor), so register, get and wait's fill index it instead of
+ * hashing a pointer.  The slots are handed out as luaL_ref does (a free
+ * slot holds the next free one), but with the top and the free list's
+ * head in C: luaL_ref reads t[0] and takes #t (a binary search over the
+ * array) on every call.  unanchor, which runs after the core has changed
+ * the list (gc, remove), only writes a number into a slot that exists, so
+ * it allocates nothing.
  */
 static void new_anchors(lua_State *L)
 {
-	lua_createtable(L, 8, 1);
-	lua_pushinteger(L, 0);
-	lua_rawseti(L, -2, 0);
+	lua_createtable(L, 8, 0);
 }
 
 /* Holds the uffd at uidx (x's userdata) in the list's ANCHORS; may raise
- * (memory) and changes nothing then. */
-static void anchor(lua_State *L, int anchors, int uidx, struct lufl_uffd *x)
+ * (memory: a new slot past the top) and changes nothing then. */
+static void anchor(lua_State *L, struct lufl_list *ls, int anchors, int uidx,
+		   struct lufl_uffd *x)
 {
+	int slot = ls->anchor_free, next = 0;
+
+	if (slot) {
+		lua_rawgeti(L, anchors, slot);
+		next = (int)lua_tointeger(L, -1);
+		lua_pop(L, 1);
+	} else {
+		slot = ls->anchor_top + 1;
+	}
 	lua_pushvalue(L, uidx);
-	x->anchor = luaL_ref(L, anchors);
+	lua_rawseti(L, anchors, slot);
+	if (ls->anchor_free)
+		ls->anchor_free = next;
+	else
+		ls->anchor_top = slot;
+	x->anchor = slot;
 }
 
-static void unanchor(lua_State *L, int anchors, struct ufl_uffd *p)
+static void unanchor(lua_State *L, struct lufl_list *ls, int anchors,
+		     struct ufl_uffd *p)
 {
 	struct lufl_uffd *x = lufl_uffd_of(p);
 
-	luaL_unref(L, anchors, x->anchor);
+	lua_pushinteger(L, ls->anchor_free);
+	lua_rawseti(L, anchors, x->anchor);
+	ls->anchor_free = x->anchor;
 	x->anchor = LUA_NOREF;
 }
 
@@ -371,7 +388,7 @@ static int l_list(lua_State *L)
 	lua_pushvalue(L, CTX);
 	lua_rawseti(L, ENV, LUFL_LENV_CTX);
 	lua_rawgeti(L, ENV, LUFL_LENV_ANCHORS);
-	anchor(L, ANCHORS, MAIN, mu);
+	anchor(L, ls, ANCHORS, MAIN, mu);
 	k = lufl_waitctx_attach(L, CTX, LIST);
 	ls->slot = k;
 	ls->ctx = ctx;
@@ -384,7 +401,7 @@ static int l_list(lua_State *L)
 	r = ufl_list_init(&ls->l, &mu->u, ck, &ctx->w, (uint64_t)k << 32);
 	end_call(ls);
 	if (r < 0) {
-		unanchor(L, ANCHORS, &mu->u);
+		unanchor(L, ls, ANCHORS, &mu->u);
 		lufl_waitctx_detach(L, CTX, k);
 		return push_list_error(L, ls, base, "list", -r);
 	}
@@ -446,12 +463,12 @@ static int m_register(lua_State *L)
 	lua_getuservalue(L, LIST);
 	lua_rawgeti(L, ENV, LUFL_LENV_ANCHORS);
 	lua_rawgeti(L, ENV, LUFL_LENV_CTX);
-	anchor(L, ANCHORS, U, u);
+	anchor(L, ls, ANCHORS, U, u);
 	base = begin_call(L, ls, LIST);
 	r = ufl_list_register(&ls->l, &u->u);
 	end_call(ls);
 	if (r < 0) {
-		unanchor(L, ANCHORS, &u->u);
+		unanchor(L, ls, ANCHORS, &u->u);
 		/* The real checker's refusals of a dynamic entry, said plainly
 		 * (EINVAL: its page is not mapped there, e.g. an exec'd
 		 * device): lua_checker.c. */
@@ -641,7 +658,7 @@ static int m_gc_entries(lua_State *L)
 	}
 	end_call(ls);
 	for (i = 0; i < nc; i++)
-		unanchor(L, ANCHORS, ls->gcbuf[i]);
+		unanchor(L, ls, ANCHORS, ls->gcbuf[i]);
 	if (r < 0) {
 		push_list_error(L, ls, base, "gc", -r);
 		lufl_pushu64(L, nc);
@@ -704,7 +721,7 @@ static int m_remove(lua_State *L)
 	}
 	if (r < 0)
 		return lufl_pusherror(L, "remove", -r);
-	unanchor(L, ANCHORS, out);
+	unanchor(L, ls, ANCHORS, out);
 	lua_settop(L, U);
 	return 1;
 }
@@ -931,6 +948,7 @@ static void list_destroy(lua_State *L, struct lufl_list *ls, int idx)
 	lua_rawgeti(L, -1, LUFL_LENV_ANCHORS);
 	lufl_cleartable(L, lua_gettop(L));
 	lua_pop(L, 1);
+	ls->anchor_top = ls->anchor_free = 0;
 	/* existing slots of the array part: setting them allocates nothing */
 	lua_pushnil(L);
 	lua_rawseti(L, -2, LUFL_LENV_CTX);

@@ -151,7 +151,8 @@ static void lookup_id(lua_State *L, int envidx, int idx)
 
 /* Removes record id: RECS, its FDS entry (if still its own), its OBJS
  * entry.  Does not allocate. */
-static void drop_record(lua_State *L, int envidx, lua_Number id)
+static void drop_record(lua_State *L, struct lufl_waitctx *c, int envidx,
+			lua_Number id)
 {
 	int recs, top = lua_gettop(L);
 
@@ -185,20 +186,25 @@ static void drop_record(lua_State *L, int envidx, lua_Number id)
 		lua_pushnumber(L, id);
 		lua_pushnil(L);
 		lua_rawset(L, recs);
+		c->nrecs--;
 	}
 	lua_settop(L, top);
 }
 
 void lufl_waitctx_drop_stale(lua_State *L, int ctxidx, int fd)
 {
+	struct lufl_waitctx *c = lua_touserdata(L, ctxidx);
 	int top = lua_gettop(L), env;
+
+	if (c->nrecs == 0)   /* no user fd to be stale (every register) */
+		return;
 
 	lua_getuservalue(L, ctxidx);
 	env = lua_gettop(L);
 	lua_rawgeti(L, env, LUFL_CENV_FDS);
 	lua_rawgeti(L, -1, fd);
 	if (lua_type(L, -1) == LUA_TNUMBER)
-		drop_record(L, env, lua_tonumber(L, -1));
+		drop_record(L, c, env, lua_tonumber(L, -1));
 	lua_settop(L, top);
 }
 
@@ -338,11 +344,12 @@ static int m_add(lua_State *L)
 		}
 		return lufl_pusherror(L, "add", -r);
 	}
+	c->nrecs++;
 	if (oldid) {
 		/* The kernel took fd again: the old record's file was closed
 		 * (and so left epoll) without a delete.  FDS[fd] is the new
 		 * id already, so only its RECS and OBJS entries go. */
-		drop_record(L, ENV, oldid);
+		drop_record(L, c, ENV, oldid);
 	}
 	lua_pushboolean(L, 1);
 	return 1;
@@ -440,7 +447,7 @@ static int m_delete(lua_State *L)
 	/* EBADF/ENOENT: the fd was closed, so it is out of epoll already. */
 	if (r < 0 && r != -EBADF && r != -ENOENT)
 		return lufl_pusherror(L, "delete", -r);
-	drop_record(L, ENV, id);
+	drop_record(L, c, ENV, id);
 	lua_pushboolean(L, 1);
 	return 1;
 }
@@ -639,6 +646,7 @@ static void ctx_destroy(lua_State *L, struct lufl_waitctx *c, int idx,
 		lufl_cleartable(L, lua_gettop(L));
 		lua_pop(L, 1);
 	}
+	c->nrecs = 0;
 	lua_pop(L, 1);
 }
 
