@@ -70,6 +70,13 @@ local function report(name, ours, rawv, goal, unit, scale)
     .. "median %10.2f %s  (%d runs)", name, min(ours) * scale,
     median(ours) * scale, unit, min(rawv) * scale, median(rawv) * scale,
     unit, #ours))
+  if os.getenv("BENCH_SAMPLES") then   -- every run, in order: ours | raw
+    local o, r = {}, {}
+    for i = 1, #ours do o[i] = fmt("%.2f", ours[i] * scale) end
+    for i = 1, #rawv do r[i] = fmt("%.2f", rawv[i] * scale) end
+    print(fmt("  samples %s: %s | %s", name, table.concat(o, " "),
+      table.concat(r, " ")))
+  end
   print(fmt("RATIO %s %.3f %s", name, median(ours) / median(rawv), goal))
 end
 
@@ -152,7 +159,7 @@ if wanted("register") then
   for i = 1, #xfds do all[#all + 1] = xfds[i] end
   local ours, rawv = {}, {}
   local gc1k, gc10k
-  for r = 1, RUNS do
+  for r = 1, RUNS * 3 do   -- a side: see bench/README.md, round 5
     local function lua_side()
       local objs = {}
       for i = 1, #all do objs[i] = assert(ufl.adopt(all[i], { own = false })) end
@@ -207,7 +214,7 @@ end
 -- ------------------------------------------------------------- gc_scan
 if wanted("gc_scan") then
   local ours, rawv = {}, {}
-  for r = 1, RUNS do
+  for r = 1, RUNS * 3 do   -- a side: see bench/README.md, round 5
     local function lua_side()
       local vf, vp = sp:spawn(V)
       for i = 1, #vf do assert(listA:register(assert(ufl.adopt(vf[i])))) end
