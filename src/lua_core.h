@@ -144,8 +144,9 @@ struct lufl_checker {
  * uffdlist.list.  Environment table slots:
  *   CHECKER the checker object (real checker userdata or Lua object)
  *   CTX     the waitctx userdata
- *   ANCHORS every entry's uffd userdata, at its `anchor` (luaL_ref slots;
- *           an array: a hash keyed by pointer cost 140 ns per register)
+ *   ANCHORS every entry's uffd userdata, at its `anchor` (array slots
+ *           handed out by anchor(): a hash keyed by pointer cost 140 ns
+ *           per register)
  *   LOG     the on_log function, or nil
  *   GCBUF   userdata: room for the pointers gc collects
  *   TRAMP   the C function that calls the Lua checker (protected)
