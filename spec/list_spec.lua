@@ -158,9 +158,6 @@ describe("uffd list (crosvm's tests)", function()
 end)
 
 describe("uffd list (beyond crosvm)", function()
-  -- A user fd of the ctx closed without ctx:delete left epoll with its
-  -- file; when the kernel gives its number to a list entry, the old record
-  -- must go, or a delete/modify by that number would act on the entry.
   it("a register refused by epoll (the fd already watched) reports the errno and changes nothing, with the real checker", function()
     local ck = assert(ufl.checker())
     local ctx2 = assert(ufl.waitctx())
@@ -179,17 +176,23 @@ describe("uffd list (beyond crosvm)", function()
     l:close(); ctx2:close(); ck:close()
   end)
 
+  -- A user fd of the ctx closed without ctx:delete left epoll with its
+  -- file; when the kernel gives its number to a list entry, the old record
+  -- must go, or a delete/modify by that number would act on the entry.
   it("an entry taking the number of a user fd closed without delete drops the fd's old record", function()
     local c = new_fake_checker()
     local ctx2 = assert(ufl.waitctx())
     local keep = assert(ufl.eventfd())          -- a user fd that stays
     assert.is_true(ctx2:add(keep, "keep"))
+    -- A fake uffd (new_fake_checker's kind) at the number of a user fd
+    -- just closed; its eventfd is made first, so it holds another number.
     local function reused_uffd(tok)
+      local e = assert(ufl.eventfd())
       local old = assert(ufl.eventfd())
       local n = old:fd()
       assert.is_true(ctx2:add(n, tok))
       assert.is_true(old:close())               -- no ctx2:delete
-      local e = assert(ufl.eventfd())
+      assert.are_not.equal(n, e:fd())
       assert(unistd.dup2(e:fd(), n))
       local u = assert(ufl.adopt(n, { check = false }))
       c.signal[u] = e
