@@ -63,6 +63,19 @@ void *lufl_testudata(lua_State *L, int idx, const char *tname)
 	return same ? p : NULL;
 }
 
+void *lufl_testudata_mt(lua_State *L, int idx, int mtidx)
+{
+	void *p;
+	int same;
+
+	if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx))
+		return NULL;
+	p = lua_touserdata(L, idx);
+	same = lua_rawequal(L, -1, mtidx);
+	lua_pop(L, 1);
+	return same ? p : NULL;
+}
+
 const char *lufl_typename(lua_State *L, int idx)
 {
 	const char *name = NULL;

@@ -454,13 +454,24 @@ static int m_set_num_static_devices(lua_State *L)
  */
 static int m_register(lua_State *L)
 {
-	struct lufl_list *ls = checkopen(L, 1);
+	struct lufl_list *ls;
 	struct lufl_uffd *u;
 	int r, base;
 	enum { LIST = 1, U, ENV, ANCHORS, CTX };
 
+	/* Both classes' metatables are upvalues (lufl_open_list): a registry
+	 * lookup per check was a quarter of a register's instructions
+	 * (bench/README.md, round 6).  A miss takes the usual check, which
+	 * raises the usual error. */
+	if (!(ls = lufl_testudata_mt(L, LIST, lua_upvalueindex(1))))
+		ls = check(L, LIST);
+	if (!ls->open)
+		lufl_closederror(L, LUFL_LIST);
 	notbusy(L, ls);
-	u = lufl_uffd_checkopen(L, U);
+	if (!(u = lufl_testudata_mt(L, U, lua_upvalueindex(2))))
+		u = lufl_uffd_check(L, U);
+	if (u->u.fd < 0)
+		lufl_closederror(L, LUFL_UFFD);
 	if (u->u.list)
 		luaL_argerror(L, U, "uffd already in a list");
 	lua_settop(L, U);
@@ -1010,7 +1021,7 @@ static int m_tostring(lua_State *L)
 
 static const luaL_Reg methods[] = {
 	{ "set_num_static_devices", m_set_num_static_devices },
-	{ "register", m_register },
+	{ "register", m_register },   /* replaced by a closure: lufl_open_list */
 	{ "gc", m_gc_entries },
 	{ "remove", m_remove },
 	{ "quarantine", m_quarantine },
@@ -1048,5 +1059,14 @@ static const luaL_Reg functions[] = {
 void lufl_open_list(lua_State *L)
 {
 	lufl_newclass(L, LUFL_LIST, methods, meta);
+	/* register again, as a closure over the list's and the uffd's
+	 * metatables (m_register); lufl_open_uffd ran first. */
+	luaL_getmetatable(L, LUFL_LIST);
+	lua_getfield(L, -1, "__index");
+	lua_pushvalue(L, -2);
+	luaL_getmetatable(L, LUFL_UFFD);
+	lua_pushcclosure(L, m_register, 2);
+	lua_setfield(L, -2, "register");
+	lua_pop(L, 2);
 	luaL_setfuncs(L, functions, 0);
 }
