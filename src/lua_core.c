@@ -39,15 +39,13 @@ void lufl_newclass(lua_State *L, const char *tname, const luaL_Reg *methods,
 void *lufl_testudata(lua_State *L, int idx, const char *tname)
 {
 	void *p;
-	int same;
 
 	/* Full userdata only: a light userdata can be given our metatable
 	 * too (debug.setmetatable sets the one of all light userdata). */
 	if (lua_type(L, idx) != LUA_TUSERDATA)
 		return NULL;
-	p = lua_touserdata(L, idx);
-	if (!lua_getmetatable(L, idx))
-		return NULL;
+	if (idx < 0 && idx > LUA_REGISTRYINDEX)
+		idx = lua_gettop(L) + idx + 1;   /* the push below moves it */
 	/* Every method call checks its self: a string key would be hashed
 	 * and interned each time (~25 ns, bench/README.md); the metatable is
 	 * also registered under the name's address.  A copy of the name at
@@ -58,9 +56,9 @@ void *lufl_testudata(lua_State *L, int idx, const char *tname)
 		lua_pop(L, 1);
 		lua_getfield(L, LUA_REGISTRYINDEX, tname);
 	}
-	same = lua_rawequal(L, -1, -2);
-	lua_pop(L, 2);
-	return same ? p : NULL;
+	p = lufl_testudata_mt(L, idx, lua_gettop(L));
+	lua_pop(L, 1);
+	return p;
 }
 
 void *lufl_testudata_mt(lua_State *L, int idx, int mtidx)

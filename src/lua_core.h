@@ -188,9 +188,9 @@ LUFL_HIDDEN void lufl_newclass(lua_State *L, const char *tname,
 			       const luaL_Reg *methods, const luaL_Reg *meta);
 /* The userdata at idx if its metatable is tname's, else NULL. */
 LUFL_HIDDEN void *lufl_testudata(lua_State *L, int idx, const char *tname);
-/* The userdata at idx if its metatable is the value at mtidx (a class's
- * metatable held as an upvalue), else NULL: lufl_testudata's check without
- * the registry lookup, for the hottest methods (lua_list.c). */
+/* The userdata at idx if its metatable is the value at mtidx (an absolute
+ * index or an upvalue's), else NULL: lufl_testudata's check without its
+ * registry lookup, for methods that hold the metatable (lua_list.c). */
 LUFL_HIDDEN void *lufl_testudata_mt(lua_State *L, int idx, int mtidx);
 /* Like luaL_checkudata; "X expected, got Y" names our classes too. */
 LUFL_HIDDEN void *lufl_checkudata(lua_State *L, int idx, const char *tname);
