@@ -1021,7 +1021,7 @@ static int m_tostring(lua_State *L)
 
 static const luaL_Reg methods[] = {
 	{ "set_num_static_devices", m_set_num_static_devices },
-	{ "register", m_register },   /* replaced by a closure: lufl_open_list */
+	/* register: a closure, set by lufl_open_list */
 	{ "gc", m_gc_entries },
 	{ "remove", m_remove },
 	{ "quarantine", m_quarantine },
@@ -1059,8 +1059,8 @@ static const luaL_Reg functions[] = {
 void lufl_open_list(lua_State *L)
 {
 	lufl_newclass(L, LUFL_LIST, methods, meta);
-	/* register again, as a closure over the list's and the uffd's
-	 * metatables (m_register); lufl_open_uffd ran first. */
+	/* register, a closure over the list's and the uffd's metatables
+	 * (m_register); lufl_open_uffd ran first. */
 	luaL_getmetatable(L, LUFL_LIST);
 	lua_getfield(L, -1, "__index");
 	lua_pushvalue(L, -2);
